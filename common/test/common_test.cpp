@@ -1,0 +1,82 @@
+#include <gtest/gtest.h>
+
+#include <cerrno>
+
+#include "syncprobe/errno_names.h"
+#include "syncprobe/fault.h"
+#include "syncprobe/tag.h"
+
+namespace syncprobe {
+namespace {
+
+TEST(ErrnoNames, RoundTrip) {
+  EXPECT_EQ(errno_name(EIO), "EIO");
+  EXPECT_EQ(errno_name(ENOSPC), "ENOSPC");
+  EXPECT_EQ(errno_name(0), "");
+  EXPECT_EQ(errno_from_name("ENXIO"), ENXIO);
+  EXPECT_FALSE(errno_from_name("EWHATEVER").has_value());
+  EXPECT_EQ(errno_name(4000), "E4000");
+}
+
+TEST(Tag, ReadsBackWhatWasWritten) {
+  auto a = make_tagged("A", 4096, 8192);
+  auto r = classify_tagged(a, 4096);
+  EXPECT_EQ(r.tag, "A");
+  ASSERT_EQ(r.parts.size(), 1u);
+  EXPECT_EQ(r.parts[0].second, 8192u);
+}
+
+TEST(Tag, MisplacedSectorIsGarbage) {
+  auto a = make_tagged("A", 0, 512);
+  EXPECT_EQ(classify_tagged(a, 512).tag, "garbage");
+}
+
+TEST(Tag, MixedAndZero) {
+  auto a = make_tagged("A", 0, 1024);
+  std::vector<std::byte> z(1024);
+  a.insert(a.end(), z.begin(), z.end());
+  auto r = classify_tagged(a, 0);
+  EXPECT_EQ(r.tag, "mixed");
+  ASSERT_EQ(r.parts.size(), 2u);
+  EXPECT_EQ(r.parts[1].first, "zero");
+  EXPECT_EQ(classify_tagged(z, 0).tag, "zero");
+  EXPECT_EQ(classify_tagged({}, 0).tag, "empty");
+}
+
+TEST(Tag, UnalignedWriteMatchesAlignedPattern) {
+  auto whole = make_tagged("B", 0, 1024);
+  auto part = make_tagged("B", 100, 600);
+  EXPECT_TRUE(std::equal(part.begin(), part.end(), whole.begin() + 100));
+}
+
+TEST(Tag, TornSectorIsGarbage) {
+  auto a = make_tagged("A", 0, 512);
+  auto b = make_tagged("B", 0, 512);
+  std::copy(b.begin() + 256, b.end(), a.begin() + 256);
+  EXPECT_EQ(classify_tagged(a, 0).tag, "garbage");
+}
+
+TEST(Tag, ReservedNamesAreNotTags) {
+  EXPECT_FALSE(valid_tag("zero"));
+  EXPECT_FALSE(valid_tag("mixed"));
+  EXPECT_FALSE(valid_tag(""));
+  EXPECT_FALSE(valid_tag("has space"));
+  EXPECT_TRUE(valid_tag("old"));
+}
+
+TEST(FaultRule, RangesInversionAndCount) {
+  FaultRule r;
+  r.ranges = {{4096, 4096}};
+  r.op = FaultOp::write;
+  EXPECT_TRUE(r.matches(FaultOp::write, 4096, 512));
+  EXPECT_FALSE(r.matches(FaultOp::write, 0, 4096));
+  EXPECT_FALSE(r.matches(FaultOp::read, 4096, 512));
+  r.invert = true;
+  EXPECT_FALSE(r.matches(FaultOp::write, 4096, 512));
+  EXPECT_TRUE(r.matches(FaultOp::write, 0, 4096));
+  r.count = 0;
+  EXPECT_FALSE(r.matches(FaultOp::write, 0, 4096));
+}
+
+}  // namespace
+}  // namespace syncprobe

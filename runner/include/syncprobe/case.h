@@ -1,0 +1,69 @@
+#pragma once
+// A case: a declarative script of steps, with the evidence it gives. Cases know
+// nothing about targets; they list the capabilities they need.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+#include "syncprobe/steps.h"
+
+namespace syncprobe {
+
+// What a conforming platform (the proposed semantics) does at a step, and the
+// rule (R1..R7) that this is evidence for.
+struct Check {
+  std::string rule;                // "R2"
+  std::string expect;              // "ok", "error", an errno name ("EIO"), or "" (none)
+  std::string expect_tag;          // a tag, "zero", ... for reads; "" (none)
+};
+
+struct Step {
+  StepKind kind{};
+  int line = 0;                    // where the step starts in its case file (1-based)
+  int column = 0;
+  std::string proc;                // in-process steps: the process ("a" by default)
+  // The step's own arguments, as declared in the step table, with defaults
+  // applied; sizes are already converted to bytes (as decimal strings).
+  std::map<std::string, std::string> args;
+  std::vector<std::string> list_args(const std::string& name) const;  // choice_list args
+  std::string arg(const std::string& name) const;                     // "" when absent
+  uint64_t size_arg(const std::string& name) const;                   // 0 when absent
+  bool has(const std::string& name) const { return args.count(name) != 0; }
+
+  std::string probe;               // classifier label, e.g. "report.other_fd"; "" none
+  std::optional<Check> check;
+  std::string note;                // free text shown in reports
+};
+
+struct Case {
+  std::string id;                  // stable id, e.g. "seed-two-process"
+  std::string title;
+  std::string description;         // what a conforming platform does; what is known of Linux
+  std::string file;                // path it was read from ("" when built in code)
+  std::string hash;                // sha256 of the file's bytes (hex)
+  std::vector<std::string> rules;  // rules this case gives evidence for
+  std::vector<std::string> axes;   // taxonomy axes it gives evidence for
+  std::vector<std::string> requires_;  // declared capabilities, besides those of the steps
+  std::vector<std::string> references; // e.g. "fstests generic/441"
+  std::vector<Step> steps;
+
+  // Declared capabilities plus those implied by the steps.
+  std::set<std::string> capabilities() const;
+};
+
+// Capabilities one step needs (its kind's, plus e.g. "fault:drop" for
+// mode="drop", "fault:metadata" for range="metadata").
+std::set<std::string> step_capabilities(const Step& step);
+
+// Cases travel to guests and into results as JSON.
+void to_json(nlohmann::json& j, const Case& c);
+void from_json(const nlohmann::json& j, Case& c);
+void to_json(nlohmann::json& j, const Step& s);
+void from_json(const nlohmann::json& j, Step& s);
+
+}  // namespace syncprobe

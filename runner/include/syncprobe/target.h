@@ -3,6 +3,8 @@
 // vm:<kernel>:<fs>. New backends are new Target implementations registered in
 // targets.cpp, not branches in the runner.
 #include <chrono>
+#include <map>
+#include <optional>
 #include <memory>
 #include <set>
 #include <string>
@@ -47,6 +49,15 @@ class Target {
   // to share it. The default calls run() for each.
   virtual std::vector<CaseResult> run_all(const std::vector<const Case*>& cases,
                                           const RunContext& ctx);
+
+  // Targets with the same batch key (the VM targets of one kernel) are run
+  // together: the runner calls run_batch on the first of them with all of
+  // them, so one VM boot serves every filesystem. Default: each target's
+  // run_all. Returns results keyed by target name.
+  virtual std::string batch_key() const { return name(); }
+  virtual std::map<std::string, std::vector<CaseResult>> run_batch(
+      const std::vector<Target*>& targets, const std::vector<const Case*>& cases,
+      const RunContext& ctx);
 };
 
 // Returns nullopt-like nullptr for a name no backend recognises; `error` then

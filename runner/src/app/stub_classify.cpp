@@ -1,0 +1,13 @@
+// Placeholder until its issue lands; deleted by the change that implements it.
+#include <ostream>
+
+#include "syncprobe/case_parser.h"
+#include "syncprobe/commands.h"
+
+namespace syncprobe {
+int classify_command(const std::string&, bool, std::ostream&, std::ostream& err) {
+  err << "syncprobe classify: not built yet\n";
+  return 1;
+}
+
+}  // namespace syncprobe

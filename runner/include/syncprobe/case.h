@@ -16,10 +16,16 @@ namespace syncprobe {
 
 // What a conforming platform (the proposed semantics) does at a step, and the
 // rule (R1..R7) that this is evidence for.
+//
+// expect = "honest" states R2/R3 directly: the step may return success only
+// if the later read_back labelled `proof` shows `expect_tag` on stable
+// storage. `expect_tag` may name another step's reading as "@<probe>" (the
+// tag that step read), e.g. "what process B read must be on disk".
 struct Check {
   std::string rule;                // "R2"
-  std::string expect;              // "ok", "error", an errno name ("EIO"), or "" (none)
-  std::string expect_tag;          // a tag, "zero", ... for reads; "" (none)
+  std::string expect;              // "ok", "error", an errno name ("EIO"), "honest", or "" (none)
+  std::string expect_tag;          // a tag, "zero", "@<probe>", ... for reads and proofs; "" (none)
+  std::string proof;               // for expect = "honest": probe of a later read_back
 };
 
 struct Step {

@@ -54,7 +54,7 @@ const StepSpec& step_spec(StepKind kind);
 const ArgSpec* find_arg(const StepSpec& spec, std::string_view name);
 
 // Arguments every step accepts besides its own: `proc` (in-process steps),
-// and the evidence fields `probe`, `rule`, `expect`, `expect_tag`, `note`.
+// and the evidence fields `probe`, `rule`, `expect`, `expect_tag`, `proof`, `note`.
 std::span<const ArgSpec> common_args();
 
 // Parses "4096", "4K", "1M", "2G" (binary units). nullopt when malformed.

@@ -72,6 +72,7 @@ void to_json(nlohmann::json& j, const Step& s) {
     j["check"] = {{"rule", s.check->rule}};
     if (!s.check->expect.empty()) j["check"]["expect"] = s.check->expect;
     if (!s.check->expect_tag.empty()) j["check"]["expect_tag"] = s.check->expect_tag;
+    if (!s.check->proof.empty()) j["check"]["proof"] = s.check->proof;
   }
 }
 
@@ -89,7 +90,7 @@ void from_json(const nlohmann::json& j, Step& s) {
   if (j.contains("check")) {
     const auto& c = j["check"];
     s.check = Check{c.value("rule", std::string()), c.value("expect", std::string()),
-                    c.value("expect_tag", std::string())};
+                    c.value("expect_tag", std::string()), c.value("proof", std::string())};
   }
 }
 

@@ -136,9 +136,12 @@ constexpr std::array kCommon = {
     ArgSpec{"rule", ArgType::choice, false, "", "rule this step gives evidence for (R1..R7)",
             kRules},
     ArgSpec{"expect", ArgType::string, false, "",
-            "conforming outcome: ok, error, or an errno name (needs rule)"},
+            "conforming outcome: ok, error, an errno name, or honest (needs rule)"},
     ArgSpec{"expect_tag", ArgType::string, false, "",
-            "conforming data read back: a tag, zero, ... (needs rule)"},
+            "conforming data read: a tag, zero, mixed, or @probe (the tag that step read)"},
+    ArgSpec{"proof", ArgType::string, false, "",
+            "for expect=honest: probe of a later read_back that must show expect_tag "
+            "if this step succeeded"},
     ArgSpec{"note", ArgType::string, false, "", "free text shown beside the step in reports"},
 };
 

@@ -58,7 +58,7 @@ TEST(Case, JsonRoundTrip) {
   s.line = 7;
   s.proc = "a";
   s.args = {{"fd", "a"}};
-  s.check = Check{"R2", "error", ""};
+  s.check = Check{"R2", "error", "", ""};
   c.steps = {s};
   nlohmann::json j = c;
   Case back = j.get<Case>();

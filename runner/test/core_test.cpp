@@ -38,7 +38,7 @@ TEST(Case, CapabilitiesFollowSteps) {
   Case c;
   Step fault;
   fault.kind = StepKind::fault;
-  fault.args = {{"range", "metadata"}, {"op", "write"}, {"mode", "drop"}};
+  fault.args = {{"range", "metadata"}, {"io", "write"}, {"mode", "drop"}};
   Step write;
   write.kind = StepKind::pwrite;
   write.proc = "b";

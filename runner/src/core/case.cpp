@@ -45,7 +45,7 @@ std::set<std::string> step_capabilities(const Step& step) {
   }
   if (step.kind == StepKind::fault) {
     const std::string range = step.arg("range");
-    caps.insert("fault:" + step.arg("op"));
+    caps.insert("fault:" + step.arg("io"));
     if (step.arg("mode") != "error") caps.insert("fault:" + step.arg("mode"));
     if (range == "metadata") caps.insert("fault:metadata");
     if (range == "data") caps.insert("fault:data");

@@ -178,7 +178,7 @@ class Interpreter {
                     : range == "metadata" ? FaultRequest::Where::metadata
                                           : FaultRequest::Where::device;
         req.file = s.arg("file");
-        req.rule.op = fault_op_from_string(s.arg("op")).value_or(FaultOp::write);
+        req.rule.op = fault_op_from_string(s.arg("io")).value_or(FaultOp::write);
         req.rule.mode = fault_mode_from_string(s.arg("mode")).value_or(FaultMode::error);
         req.rule.err = errno_from_name(s.arg("errno")).value_or(0);
         if (s.has("count")) req.rule.count = uint32_t(std::stoul(s.arg("count")));

@@ -60,7 +60,7 @@ constexpr std::array kFaultArgs = {
             "'device'",
             kRanges},
     ArgSpec{"file", ArgType::path, false, "f", "file whose data blocks fail, for range=data"},
-    ArgSpec{"op", ArgType::choice, false, "write", "operation that fails", kOps},
+    ArgSpec{"io", ArgType::choice, false, "write", "device operation that fails", kOps},
     ArgSpec{"mode", ArgType::choice, false, "error",
             "error: fail with errno; drop: acknowledge and discard; hang: never complete", kModes},
     ArgSpec{"errno", ArgType::string, false, "EIO", "errno for mode=error (EIO, ENOSPC, ENXIO...)"},

@@ -18,6 +18,7 @@ struct RunOptions {
   int step_timeout_ms = 10000;
   bool progress = true;               // progress line on a terminal
   bool verbose = false;
+  std::vector<std::string> command_line;  // argv, recorded in run.json
 };
 int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err);
 

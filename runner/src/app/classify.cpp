@@ -401,7 +401,7 @@ json classify_target(const RunResults& run, const std::string& name,
     env = results.begin()->second.environment;
     measured = env.value("measured", true);
   }
-  if (run.run.contains("targets") && run.run["targets"].contains(name)) {
+  if (run.run.is_object() && run.run.contains("targets") && run.run["targets"].contains(name)) {
     const auto& rt = run.run["targets"][name];
     measured = rt.value("measured", measured);
     // The environment of a completed case is the most specific (the guest's uname).
@@ -484,9 +484,10 @@ std::string short_env(const json& t) {
 
 json classify(const RunResults& run) {
   json summary = {{"schema", "syncprobe.summary/1"}};
-  summary["run"] = {{"id", run.run.value("id", "")},
-                    {"started_at", run.run.value("started_at", "")},
-                    {"finished_at", run.run.value("finished_at", "")}};
+  const json meta = run.run.is_object() ? run.run : json::object();  // run.json may be absent
+  summary["run"] = {{"id", meta.value("id", "")},
+                    {"started_at", meta.value("started_at", "")},
+                    {"finished_at", meta.value("finished_at", "")}};
   summary["axes"] = kAxes;
   json rule_names = json::object();
   for (size_t i = 0; i < std::size(kRules); ++i) rule_names[kRules[i]] = kRuleNames[i];

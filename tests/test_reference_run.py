@@ -1,0 +1,161 @@
+"""End to end: the whole catalogue on the six reference policies.
+
+What the issue asks of the classifier, checked on a real run of the built CLI:
+six distinct profiles; `proposed` passes R1-R7; `linux-4.17` fails R1, R2, R3
+and R6 and corrupts across descriptors; each policy's closest policy is
+itself; every verdict names evidence that exists in the results.
+"""
+import json
+import pathlib
+
+import pytest
+
+POLICIES = ["linux-4.12", "linux-4.13", "linux-4.17", "openbsd", "freebsd", "proposed"]
+AXES = ["reporting", "page_fate", "recovery", "fs_reaction", "cross_fd"]
+RULES = ["R1", "R2", "R3", "R4", "R5", "R6", "R7"]
+
+
+@pytest.fixture(scope="module")
+def reference_run(syncprobe, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ref") / "run"
+    proc = syncprobe("run", "--target", "reference:*", "--out", out, "--jobs", 2, check=True)
+    summary = json.loads((out / "summary.json").read_text())
+    return out, summary, proc
+
+
+def test_every_case_ran_on_every_policy(reference_run):
+    out, summary, _ = reference_run
+    run = json.loads((out / "run.json").read_text())
+    assert len(run["cases"]) >= 24
+    for policy in POLICIES:
+        target = f"reference:{policy}"
+        files = sorted(p.stem for p in (out / target).glob("*.json"))
+        assert files == sorted(run["cases"]), target
+        counts = summary["targets"][target]["counts"]
+        # Only cases needing what the reference cannot model may be skipped.
+        assert counts["error"] == 0 and counts["hung"] == 0, (target, counts)
+
+
+def test_six_distinct_profiles(reference_run):
+    _, summary, _ = reference_run
+    profiles = {}
+    for policy in POLICIES:
+        profile = summary["targets"][f"reference:{policy}"]["profile"]
+        assert set(profile) >= set(AXES)
+        for axis in AXES:
+            assert profile[axis] != "unknown", (policy, axis)
+        profiles[policy] = tuple(profile[a] for a in AXES)
+    assert len(set(profiles.values())) == 6, profiles
+
+
+def test_documented_profiles(reference_run):
+    _, summary, _ = reference_run
+    p = {pol: summary["targets"][f"reference:{pol}"]["profile"] for pol in POLICIES}
+    assert p["linux-4.12"]["reporting"] == "first-caller"
+    assert p["linux-4.13"]["reporting"] == "once-per-fd"
+    assert p["linux-4.17"]["reporting"] == "once-per-fd+unseen"
+    assert p["openbsd"]["reporting"] == "sticky-until-close"
+    assert p["freebsd"]["reporting"] == "until-persisted"
+    assert p["proposed"]["reporting"] == "until-persisted"
+    for linux in ("linux-4.12", "linux-4.13", "linux-4.17"):
+        assert p[linux]["page_fate"] == "clean-kept"
+        assert p[linux]["cross_fd"] == "corrupts"
+        assert p[linux]["recovery"] == "lost-silent"
+    assert p["openbsd"]["page_fate"] == "reverted"
+    assert p["freebsd"]["page_fate"] == "dirty-retained"
+    assert p["proposed"]["page_fate"] == "dirty-retained"
+    assert p["proposed"]["recovery"] == "recovers"
+    assert p["freebsd"]["recovery"] == "lost-silent"  # ENXIO is discarded
+    for pol in ("openbsd", "freebsd", "proposed"):
+        assert p[pol]["cross_fd"] == "safe"
+
+
+def test_proposed_passes_every_rule(reference_run):
+    _, summary, _ = reference_run
+    rules = summary["targets"]["reference:proposed"]["rules"]
+    assert rules == {r: "pass" for r in RULES}
+
+
+def test_linux_417_fails_retain_consistency_gone_bad_recover(reference_run):
+    _, summary, _ = reference_run
+    t = summary["targets"]["reference:linux-4.17"]
+    for rule in ("R1", "R2", "R3", "R6"):
+        assert t["rules"][rule] == "fail", rule
+    assert t["profile"]["cross_fd"] == "corrupts"
+
+
+def test_closest_policy_is_itself(reference_run):
+    _, summary, _ = reference_run
+    for policy in POLICIES:
+        t = summary["targets"][f"reference:{policy}"]
+        assert t["closest_policy"] == policy
+        assert t["distances"][policy] == 0
+        others = [d for name, d in t["distances"].items() if name != policy]
+        assert min(others) > 0, (policy, t["distances"])
+
+
+def test_evidence_points_at_real_steps(reference_run):
+    out, summary, _ = reference_run
+    for target, t in summary["targets"].items():
+        for key, entries in t["evidence"].items():
+            for e in entries:
+                result = json.loads((out / target / f"{e['case']}.json").read_text())
+                steps = {s["index"]: s for s in result["steps"]}
+                assert e["step"] in steps, (target, key, e)
+                assert steps[e["step"]]["line"] == e["line"]
+        # A failed rule names at least one failed check.
+        for rule, verdict in t["rules"].items():
+            if verdict == "fail":
+                assert any(not e.get("pass", True) for e in t["evidence"][rule]), (target, rule)
+
+
+def test_case_results_carry_errno_names_and_tags(reference_run):
+    out, _, _ = reference_run
+    result = json.loads((out / "reference:linux-4.17" / "seed-single-writer.json").read_text())
+    assert result["schema"] == "syncprobe.case-result/1"
+    assert result["environment"]["policy"] == "linux-4.17"
+    by_probe = {}
+    run = json.loads((out / "run.json").read_text())
+    steps = run["cases"]["seed-single-writer"]["steps"]
+    for obs in result["steps"]:
+        probe = steps[obs["index"]].get("probe")
+        if probe:
+            by_probe[probe] = obs
+    assert by_probe["report.first"]["errno"] == "EIO"
+    assert by_probe["report.first"]["ret"] == -1
+    assert by_probe["fate.read_cached"]["data"]["tag"] == "A"
+    assert by_probe["fate.read_after_drop"]["data"]["tag"] == "old"
+    assert by_probe["report.again"]["errno"] is None
+    assert by_probe["single.disk"]["data"]["tag"] == "old"
+    fault = next(o for o in result["steps"] if o["op"] == "fault")
+    assert fault["detail"]["layer"] == "reference-device"
+
+
+def test_summary_table_printed(reference_run):
+    _, _, proc = reference_run
+    assert "Profiles" in proc.stdout and "Rules" in proc.stdout
+    for policy in POLICIES:
+        assert f"reference:{policy}" in proc.stdout
+
+
+def test_classify_reproduces_the_summary(syncprobe, reference_run):
+    out, summary, _ = reference_run
+    proc = syncprobe("classify", out, "--json", check=True)
+    again = json.loads(proc.stdout)
+    assert again["targets"] == summary["targets"]
+
+
+def test_exit_codes(syncprobe, tmp_path):
+    assert syncprobe("run", "--target", "nosuch:thing", "--out", tmp_path / "a").returncode == 2
+    assert syncprobe("run", "--target", "reference:nosuch", "--out", tmp_path / "b").returncode == 2
+    assert syncprobe("run", "--case", "no-such-case", "--target", "reference:proposed",
+                     "--out", tmp_path / "c").returncode == 2
+    assert syncprobe("classify", tmp_path / "does-not-exist").returncode == 2
+    bad = tmp_path / "cases"
+    bad.mkdir()
+    (bad / "broken.toml").write_text('id = "broken"\ntitle = "x"\ndescription = "x"\n'
+                                     'step = [ { op = "fsnyc", fd = "a" } ]\n')
+    proc = syncprobe("run", "--cases", bad, "--target", "reference:proposed", "--out", tmp_path / "d")
+    assert proc.returncode == 2
+    assert "broken.toml:4" in proc.stderr
+    assert not (tmp_path / "d" / "run.json").exists(), "nothing may run when a case is malformed"

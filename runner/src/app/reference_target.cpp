@@ -52,6 +52,7 @@ class ReferenceTarget final : public Target {
     }
     r.environment = storage->environment();
     interpret(c, *storage, r);
+    r.environment = storage->environment();  // with the counters the case moved
     r.duration_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                  std::chrono::steady_clock::now() - t0)
                                  .count());

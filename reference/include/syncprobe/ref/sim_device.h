@@ -1,0 +1,83 @@
+#pragma once
+// The simulated block device under the reference page cache.
+//
+// Blocks of kBlockSize bytes, stored sparsely in memory; a never-written
+// block reads as zeros. Like a disk with a volatile write cache, a write is
+// held in the cache until flush() moves it to stable storage, and
+// power_cut() loses what was not flushed. Faults follow a schedule of
+// FaultRules (byte ranges, operation, errno / drop / hang, count or until
+// healed); a thin-pool mode limits how many distinct blocks may be allocated.
+//
+// Pages do no I/O: the cache calls this interface, tests drive it directly.
+// REQUIRES external synchronization (one case runs on one thread).
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "syncprobe/fault.h"
+
+namespace syncprobe::ref {
+
+inline constexpr uint32_t kBlockSize = 4096;
+
+// The outcome of one device operation.
+struct [[nodiscard]] IoResult {
+  int err = 0;          // errno when the operation failed
+  bool hung = false;    // the operation would not complete (mode=hang, thin queue)
+  bool ok() const { return err == 0 && !hung; }
+};
+
+class SimDevice {
+ public:
+  // REQUIRES: data.size() == kBlockSize.
+  IoResult write(uint64_t block, std::span<const std::byte> data);
+  // REQUIRES: out.size() == kBlockSize. Unwritten blocks read as zeros.
+  IoResult read(uint64_t block, std::span<std::byte> out);
+  // Makes every completed write stable.
+  IoResult flush();
+
+  // Adds a rule; rules accumulate until heal().
+  void add_fault(const FaultRule& rule);
+  void heal();
+  // From now on only `headroom_bytes` more blocks (rounded down) may be
+  // allocated; past that a write to an unallocated block fails with ENOSPC,
+  // or hangs when `when_full` is FaultMode::hang (dm-thin's queue mode).
+  void set_thin(uint64_t headroom_bytes, FaultMode when_full);
+  void grow(uint64_t bytes);
+  // Loses every write not yet flushed.
+  void power_cut();
+
+  // Operations failed, dropped or hung by the injector, cumulative.
+  uint64_t hits() const { return hits_; }
+  // "reference-device", or "libfiu" when the last hit came from a libfiu point.
+  const std::string& last_layer() const { return last_layer_; }
+  uint64_t allocated_blocks() const { return allocated_.size(); }
+  std::optional<uint64_t> capacity_blocks() const { return capacity_; }
+  uint64_t writes() const { return writes_; }
+  uint64_t flushes() const { return flushes_; }
+  // Counts a fault injected above the device (a libfiu point in the cache).
+  void count_hit(const char* layer);
+
+ private:
+  // The first rule matching (op, block), with its count consumed.
+  const FaultRule* take_fault(FaultOp op, uint64_t block);
+
+  using Buffer = std::unique_ptr<std::byte[]>;
+  std::unordered_map<uint64_t, Buffer> stable_;
+  std::unordered_map<uint64_t, Buffer> volatile_;  // written, not yet flushed
+  std::unordered_set<uint64_t> allocated_;         // thin pool: blocks ever written
+  std::optional<uint64_t> capacity_;                // thin pool: max allocated blocks
+  FaultMode when_full_ = FaultMode::error;
+  std::vector<FaultRule> faults_;
+  FaultRule taken_;                                 // copy of the last rule taken
+  uint64_t hits_ = 0, writes_ = 0, flushes_ = 0;
+  std::string last_layer_ = "reference-device";
+};
+
+}  // namespace syncprobe::ref

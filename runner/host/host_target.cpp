@@ -10,8 +10,6 @@
 #include "syncprobe/host_target.h"
 
 #include <fcntl.h>
-#include <linux/fiemap.h>
-#include <linux/fs.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
@@ -38,6 +36,7 @@
 #include "syncprobe/command.h"
 #include "syncprobe/errno_names.h"
 #include "syncprobe/interpreter.h"
+#include "syncprobe/linux_fs.h"
 #include "syncprobe/posix_process.h"
 
 namespace syncprobe {
@@ -109,21 +108,6 @@ bool kernel_has_fs(const std::string& fs) {
   CommandResult r = run_program({"modprobe", fs}, 20s);
   (void)r;  // the check below says whether it worked
   return has();
-}
-
-std::string kernel_release() {
-  utsname u{};
-  uname(&u);
-  return u.release;
-}
-
-std::string now_iso8601() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 bool pid_alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
@@ -245,37 +229,6 @@ class Blockdev {
   int sock_ = -1;
 };
 
-// Kernel messages logged while a case ran (/dev/kmsg), for the evidence.
-class KernelLog {
- public:
-  KernelLog() {
-    fd_ = ::open("/dev/kmsg", O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-    if (fd_ >= 0) lseek(fd_, 0, SEEK_END);
-  }
-  ~KernelLog() {
-    if (fd_ >= 0) ::close(fd_);
-  }
-  nlohmann::json drain() {
-    auto lines = nlohmann::json::array();
-    if (fd_ < 0) return lines;
-    char buf[8192];
-    for (;;) {
-      ssize_t n = ::read(fd_, buf, sizeof buf);
-      if (n < 0 && errno == EPIPE) continue;  // overwritten records
-      if (n <= 0) break;
-      std::string rec(buf, size_t(n));
-      const auto semi = rec.find(';');
-      std::string msg = semi == std::string::npos ? rec : rec.substr(semi + 1);
-      if (auto nl = msg.find('\n'); nl != std::string::npos) msg.resize(nl);
-      if (lines.size() < 200) lines.push_back(msg);
-    }
-    return lines;
-  }
-
- private:
-  int fd_ = -1;
-};
-
 // ---- one case's storage ------------------------------------------------------------
 
 class HostStorage final : public Storage {
@@ -374,15 +327,7 @@ class HostStorage final : public Storage {
 
   SysResult memory_limit(uint64_t) override { return SysResult::failure(ENOTSUP); }
 
-  SysResult drop_caches() override {
-    // Clean pages and unused inodes (3): an evicted inode forgets its errors.
-    int fd = ::open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
-    if (fd < 0) return SysResult::failure(errno);
-    ssize_t n = ::write(fd, "3", 1);
-    const int err = errno;
-    ::close(fd);
-    return n == 1 ? SysResult::success() : SysResult::failure(err);
-  }
+  SysResult drop_caches() override { return drop_caches_all(); }
 
   SysResult writeback() override {
     // Background writeback without telling anyone: syncfs through a
@@ -481,30 +426,7 @@ class HostStorage final : public Storage {
   }
 
   bool file_extents(const std::string& path, std::vector<ByteRange>& out, std::string& why) {
-    int fd = ::open((dir_ + "/mnt/" + path).c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-      why = path + ": " + std::strerror(errno);
-      return false;
-    }
-    constexpr int kMax = 256;
-    std::vector<char> buf(sizeof(fiemap) + kMax * sizeof(fiemap_extent));
-    auto* fm = reinterpret_cast<fiemap*>(buf.data());
-    fm->fm_start = 0;
-    fm->fm_length = FIEMAP_MAX_OFFSET;
-    fm->fm_extent_count = kMax;
-    const int r = ioctl(fd, FS_IOC_FIEMAP, fm);
-    const int err = errno;
-    ::close(fd);
-    if (r < 0) {
-      why = "FIEMAP on " + path + ": " + std::strerror(err);
-      return false;
-    }
-    for (uint32_t i = 0; i < fm->fm_mapped_extents; ++i) {
-      const fiemap_extent& e = fm->fm_extents[i];
-      if (e.fe_flags & (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC)) continue;
-      out.push_back({e.fe_physical, e.fe_length});
-    }
-    return true;
+    return fiemap_extents(dir_ + "/mnt/" + path, out, why);
   }
 
   void kill_workers() {

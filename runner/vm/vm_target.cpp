@@ -151,6 +151,8 @@ std::string newest_package(const std::string& series, const std::vector<std::str
   std::istringstream in(r.output);
   for (std::string line; std::getline(in, line);) {
     const std::string name = line.substr(0, line.find(' '));
+    if (name.find("-rt-") != std::string::npos || name.find("-cloud-") != std::string::npos)
+      continue;  // the generic flavour only
     if (std::regex_match(name, want) && (best.empty() || version_less(best, name))) best = name;
   }
   return best;
@@ -489,39 +491,12 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(
     std::ofstream(output, std::ios::trunc);
     fs::resize_file(output, 64ull << 20);
   }
-  const bool kvm = access("/dev/kvm", R_OK | W_OK) == 0;
-  std::vector<std::string> argv = {
-      find_program("qemu-system-x86_64"), "-nodefaults", "-no-reboot", "-display", "none",
-      "-m", "1024", "-smp", "2", "-accel", kvm ? "kvm" : "tcg",
-      "-serial", "file:" + console, "-kernel", k.vmlinuz(), "-initrd", initrd,
-      "-append", "console=ttyS0 panic=-1 rdinit=/init loglevel=4",
-      "-drive", "file=" + scratch + ",if=virtio,format=raw,cache=unsafe",
-      "-drive", "file=" + input + ",if=virtio,format=raw,readonly=on",
-      "-drive", "file=" + output + ",if=virtio,format=raw,cache=writethrough",
-      "-nic", "none"};
-  if (kvm) argv.insert(argv.end(), {"-cpu", "host"});
-
+  // KVM when /dev/kvm works; a /dev/kvm that QEMU cannot use (nested
+  // virtualisation without the MSRs QEMU wants) falls back to TCG.
+  bool kvm = access("/dev/kvm", R_OK | W_OK) == 0;
+  if (const char* a = std::getenv("SYNCPROBE_ACCEL")) kvm = std::string(a) == "kvm";
+  std::string ended;
   const auto t0 = std::chrono::steady_clock::now();
-  pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    int devnull = ::open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    int log = ::open((dir + "/qemu.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(log, 2);
-    std::vector<char*> args;
-    for (auto& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    execv(args[0], args.data());
-    _exit(127);
-  }
-  // Watchdog: no new result for this long ends the guest.
-  const auto quiet_limit = std::chrono::seconds(std::max<int64_t>(
-      300, 6 * std::chrono::duration_cast<std::chrono::seconds>(ctx.step_timeout).count()));
-  size_t lines_seen = 0;
-  auto last_progress = std::chrono::steady_clock::now();
-  std::string ended = "";
   auto read_lines = [&] {
     std::vector<std::string> lines;
     std::ifstream in(output, std::ios::binary);
@@ -532,32 +507,68 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(
     }
     return lines;
   };
-  for (;;) {
-    int status = 0;
-    if (waitpid(pid, &status, WNOHANG) == pid) {
-      pid = -1;
-      break;
+  auto boot = [&] {
+    std::vector<std::string> argv = {
+        find_program("qemu-system-x86_64"), "-nodefaults", "-no-reboot", "-display", "none",
+        "-m", "1024", "-smp", "2", "-accel", kvm ? "kvm" : "tcg",
+        "-serial", "file:" + console, "-kernel", k.vmlinuz(), "-initrd", initrd,
+        "-append", "console=ttyS0 panic=-1 rdinit=/init loglevel=4",
+        "-drive", "file=" + scratch + ",if=virtio,format=raw,cache=unsafe",
+        "-drive", "file=" + input + ",if=virtio,format=raw,readonly=on",
+        "-drive", "file=" + output + ",if=virtio,format=raw,cache=writethrough",
+        "-nic", "none"};
+    if (kvm) argv.insert(argv.end(), {"-cpu", "host"});
+    pid_t pid = fork();
+    if (pid == 0) {
+      setpgid(0, 0);  // Ctrl-C reaches the runner, which ends QEMU itself
+      int devnull = ::open("/dev/null", O_RDWR);
+      dup2(devnull, 0);
+      dup2(devnull, 1);
+      int log = ::open((dir + "/qemu.log").c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      dup2(log, 2);
+      std::vector<char*> args;
+      for (auto& a : argv) args.push_back(a.data());
+      args.push_back(nullptr);
+      execv(args[0], args.data());
+      _exit(127);
     }
-    if (interrupted()) {
-      ended = "interrupted";
-      break;
+    // Watchdog: no new result for this long ends the guest.
+    const auto quiet_limit = std::chrono::seconds(std::max<int64_t>(
+        300, 6 * std::chrono::duration_cast<std::chrono::seconds>(ctx.step_timeout).count()));
+    size_t lines_seen = 0;
+    auto last_progress = std::chrono::steady_clock::now();
+    for (;;) {
+      int status = 0;
+      if (waitpid(pid, &status, WNOHANG) == pid) {
+        pid = -1;
+        break;
+      }
+      if (interrupted()) {
+        ended = "interrupted";
+        break;
+      }
+      auto lines = read_lines();
+      if (lines.size() > lines_seen) {
+        lines_seen = lines.size();
+        last_progress = std::chrono::steady_clock::now();
+        if (ctx.verbose) std::fprintf(stderr, "vm %s: %zu result lines\n", series_.c_str(), lines_seen);
+      }
+      if (std::chrono::steady_clock::now() - last_progress > quiet_limit) {
+        ended = "watchdog: no result for " + std::to_string(quiet_limit.count()) + " s";
+        break;
+      }
+      std::this_thread::sleep_for(500ms);
     }
-    auto lines = read_lines();
-    if (lines.size() > lines_seen) {
-      lines_seen = lines.size();
-      last_progress = std::chrono::steady_clock::now();
-      if (ctx.verbose) std::fprintf(stderr, "vm %s: %zu lines of results\n", series_.c_str(), lines_seen);
+    if (pid > 0) {
+      kill(-pid, SIGKILL);
+      kill(pid, SIGKILL);
+      waitpid(pid, nullptr, 0);
     }
-    if (std::chrono::steady_clock::now() - last_progress > quiet_limit) {
-      ended = "watchdog: no result for " + std::to_string(quiet_limit.count()) + " s";
-      break;
-    }
-    std::this_thread::sleep_for(500ms);
-  }
-  if (pid > 0) {
-    kill(-pid, SIGKILL);
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
+  };
+  boot();
+  if (kvm && read_lines().empty() && ended.empty()) {
+    kvm = false;
+    boot();
   }
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
@@ -579,6 +590,8 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(
     }
   }
   const std::string console_text = read_text(console);
+  std::string qemu_log = trim(read_text(dir + "/qemu.log"));
+  if (!qemu_log.empty() && ended.empty()) ended = "qemu: " + qemu_log.substr(0, 500);
   for (Target* t : targets) {
     // The guest's console, beside the target's results.
     const std::string tdir = ctx.run_dir + "/" + t->name();

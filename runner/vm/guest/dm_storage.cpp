@@ -282,8 +282,9 @@ class DmStorage final : public Storage {
   // device stand in (rate-limited by the kernel, so a lower bound).
   uint64_t injected_hits() override {
     for (const auto& line : klog_.drain(100000))
-      if (line.find("dev dm-") != std::string::npos &&
-          (line.find("I/O error") != std::string::npos ||
+      if (line.find("dm-") != std::string::npos &&
+          ((line.find("I/O error") != std::string::npos &&
+            line.find("ext4_end_bio") == std::string::npos) ||  // ext4 repeats the block layer's line
            line.find("space allocation error") != std::string::npos))
         ++hits_;
     return hits_;

@@ -24,3 +24,41 @@ def syncprobe():
         return proc
 
     return run
+
+
+def load_results(out, target, case):
+    """A case result, with each observation keyed by the probe its step carries."""
+    import json
+    run = json.loads((pathlib.Path(out) / "run.json").read_text())
+    result = json.loads((pathlib.Path(out) / target / f"{case}.json").read_text())
+    steps = run["cases"][case]["steps"]
+    by_probe = {}
+    for obs in result["steps"]:
+        probe = steps[obs["index"]].get("probe")
+        if probe:
+            by_probe[probe] = obs
+    return result, by_probe
+
+
+def leftovers(scratch):
+    """Mounts, loop devices and processes that live under `scratch`."""
+    scratch = str(scratch)
+    found = []
+    for line in pathlib.Path("/proc/self/mountinfo").read_text().splitlines():
+        point = line.split()[4]
+        if point.startswith(scratch + "/"):
+            found.append(f"mount {point}")
+    for loop in pathlib.Path("/sys/block").glob("loop*"):
+        backing = loop / "loop" / "backing_file"
+        if backing.exists() and backing.read_text().strip().startswith(scratch + "/"):
+            found.append(f"loop /dev/{loop.name}")
+    for proc in pathlib.Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if scratch + "/" in cmd and ("syncprobe-blockdev" in cmd or "qemu-system" in cmd):
+            found.append(f"process {proc.name}: {cmd[:120]}")
+    return found

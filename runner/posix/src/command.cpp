@@ -64,6 +64,9 @@ CommandResult run_program(const std::vector<std::string>& argv, std::chrono::mil
     dup2(devnull, 0);
     dup2(pipefd[1], 1);
     dup2(pipefd[1], 2);
+    // Own process group: a Ctrl-C meant for the runner must not kill a mkfs
+    // or mount halfway; the runner stops after the case and cleans up.
+    setpgid(0, 0);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
     execv(exe.c_str(), args.data());
@@ -77,6 +80,7 @@ CommandResult run_program(const std::vector<std::string>& argv, std::chrono::mil
         deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) {
       res.timed_out = true;
+      kill(-pid, SIGKILL);
       kill(pid, SIGKILL);
       break;
     }

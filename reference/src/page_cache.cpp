@@ -69,6 +69,7 @@ struct File {
 // What one pass of writeback over some pages met.
 struct Writeback {
   int first_err = 0;
+  int first_err_touched = 0;  // among pages the reporting descriptor touched
   bool hung = false;
   std::vector<std::pair<Inode*, uint64_t>> written;  // pages written successfully
 };
@@ -256,7 +257,7 @@ struct PageCache::State {
       page.flags &= ~(PG_dirty | PG_error);
       return r;
     }
-    record_error(in, r.err);
+    if (!page.has(PG_error) || policy->records_repeated_failures()) record_error(in, r.err);
     switch (policy->on_writeback_error(r.err)) {
       case FailedPage::clean_kept:
         page.flags = (page.flags & ~PG_dirty) | PG_error;
@@ -273,18 +274,19 @@ struct PageCache::State {
     return r;
   }
 
-  // Writes the dirty pages of `in` in index order: all of them, or only those
-  // `scope` touched, within [first, last] page indices.
-  void writeback_inode(Inode& in, const File* scope, Writeback& wb, uint64_t first = 0,
+  // Writes the dirty pages of `in` within [first, last] in index order.
+  // `reporter`: the descriptor whose fsync this is (its failures are noted
+  // apart in first_err_touched), or nullptr.
+  void writeback_inode(Inode& in, const File* reporter, Writeback& wb, uint64_t first = 0,
                        uint64_t last = UINT64_MAX) {
     std::vector<uint64_t> dirty;
     for (const auto& [index, page] : in.mapping)
-      if (page.has(PG_dirty) && index >= first && index <= last &&
-          (!scope || (page.touched & scope->bit())))
-        dirty.push_back(index);
+      if (page.has(PG_dirty) && index >= first && index <= last) dirty.push_back(index);
     std::sort(dirty.begin(), dirty.end());
     for (uint64_t index : dirty) {
-      if (!in.mapping.count(index)) continue;  // discarded by the R7 limit meanwhile
+      auto it = in.mapping.find(index);
+      if (it == in.mapping.end()) continue;  // discarded by the R7 limit meanwhile
+      const bool touched = reporter && (it->second.touched & reporter->bit());
       IoResult r = writepage(in, index);
       if (r.hung) {
         wb.hung = true;
@@ -292,6 +294,7 @@ struct PageCache::State {
       }
       if (!r.ok()) {
         if (!wb.first_err) wb.first_err = r.err;
+        if (touched && !wb.first_err_touched) wb.first_err_touched = r.err;
       } else {
         wb.written.emplace_back(&in, index);
       }
@@ -350,11 +353,12 @@ struct PageCache::State {
       return m.ok() ? SysResult::success() : SysResult::failure(m.err);
     }
     Writeback wb;
-    writeback_inode(in, policy->fsync_touched_only() ? &f : nullptr, wb, first, last);
+    writeback_inode(in, &f, wb, first, last);
     if (wb.hung) return SysResult::hang();
+    const int own_err = policy->fsync_reports_touched_only() ? wb.first_err_touched : wb.first_err;
     int err = 0;
     const bool needs_commit = !in.raw && (datasync ? in.size_dirty : in.meta_dirty);
-    IoResult sync = (!wb.first_err && needs_commit) ? commit_metadata() : device.flush();
+    IoResult sync = (!own_err && needs_commit) ? commit_metadata() : device.flush();
     if (sync.hung) return SysResult::hang();
     if (!sync.ok() && policy->on_writeback_error(sync.err) == FailedPage::redirty) {
       // The device may not hold what it acknowledged: keep those pages dirty.
@@ -363,7 +367,7 @@ struct PageCache::State {
           it->second.flags |= PG_dirty;
     }
     const int remembered = check_error_memory(f);
-    err = remembered ? remembered : wb.first_err;
+    err = remembered ? remembered : own_err;
     if (!err) err = sync.err;
     if (f.gone_bad) err = EIO;
     return err ? SysResult::failure(err) : SysResult::success();

@@ -84,7 +84,8 @@ class Proposed final : public Policy {
   ErrorMemory error_memory() const override { return ErrorMemory::errseq; }
   // R4: a descriptor opened after the failure, having touched nothing, is clean.
   errseq_t sample_at_open(errseq_t wb_err) const override { return errseq_sample_current(wb_err); }
-  bool fsync_touched_only() const override { return true; }
+  bool fsync_reports_touched_only() const override { return true; }
+  bool records_repeated_failures() const override { return false; }
   bool syncfs_reports() const override { return true; }
   bool bounds_error_pages() const override { return true; }
 };

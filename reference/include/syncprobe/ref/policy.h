@@ -40,9 +40,14 @@ class Policy {
   virtual ErrorMemory error_memory() const = 0;
   // The cursor a new open file description starts from (errseq policies).
   virtual errseq_t sample_at_open(errseq_t wb_err) const { return errseq_sample(wb_err); }
-  // true: fsync writes only the dirty pages read or written through the
-  // descriptor (R2's scope); false: every dirty page of the file.
-  virtual bool fsync_touched_only() const { return false; }
+  // true: fsync, which writes every dirty page of the file, fails for a page
+  // that did not get written only if the descriptor read or wrote it (R2's
+  // scope, R4); false: any failure of this writeback fails it.
+  virtual bool fsync_reports_touched_only() const { return false; }
+  // true: every failed write of a page is a new error for wb_err; false: only
+  // a page's first failure is (its retries failing again are not news, and a
+  // descriptor opened since is not told of them: R4).
+  virtual bool records_repeated_failures() const { return true; }
   // syncfs() returns the writeback errors it met (false: returns 0, as Linux
   // before 5.8).
   virtual bool syncfs_reports() const { return false; }

@@ -88,8 +88,17 @@ class Interpreter {
   }
 
  private:
-  // The descriptor bound to the step's `fd`, or nullptr (and obs.error set).
+  // The descriptor bound to the step's `fd`, or nullptr. When the open that
+  // should have bound it failed (EROFS on a read-only filesystem, say), the
+  // step is not attempted and reports that failure, so the case goes on and
+  // the classifier sees why; any other unbound name is an error of the case.
   const Binding* bound(const Step& s, StepObservation& obs) {
+    if (auto f = failed_opens_.find(s.arg("fd")); f != failed_opens_.end()) {
+      obs.result = f->second.second;
+      obs.detail["not_attempted"] = "descriptor '" + s.arg("fd") + "' was not opened: the open at step " +
+                                    std::to_string(f->second.first) + " failed";
+      return nullptr;
+    }
     auto it = fds_.find(s.arg("fd"));
     if (it == fds_.end()) {
       obs.error = "descriptor '" + s.arg("fd") + "' is not open";
@@ -110,7 +119,12 @@ class Interpreter {
     switch (s.kind) {
       case StepKind::open: {
         obs.result = p->open(s.arg("file"), open_flags(s));
-        if (obs.result.ok()) fds_[s.arg("fd")] = Binding{s.proc, int(obs.result.ret)};
+        if (obs.result.ok()) {
+          fds_[s.arg("fd")] = Binding{s.proc, int(obs.result.ret)};
+          failed_opens_.erase(s.arg("fd"));
+        } else if (!obs.result.hung) {
+          failed_opens_[s.arg("fd")] = {obs.index, obs.result};
+        }
         return;
       }
       case StepKind::close: {
@@ -118,6 +132,7 @@ class Interpreter {
           obs.result = p->close(b->fd);
           fds_.erase(s.arg("fd"));  // closed even on error, as close(2) does
         }
+        failed_opens_.erase(s.arg("fd"));
         return;
       }
       case StepKind::pwrite:
@@ -207,9 +222,11 @@ class Interpreter {
       case StepKind::power_cut:
         obs.result = storage_.power_cut();
         fds_.clear();  // every process died with the power
+        failed_opens_.clear();
         return;
       case StepKind::read_back: {
         fds_.clear();  // read_back closes every descriptor before remounting
+        failed_opens_.clear();
         ReadBack rb = storage_.read_back(s.arg("file"), off, len);
         obs.result = rb.result;
         obs.bytes = rb.result.ok() ? rb.result.ret : 0;
@@ -224,6 +241,7 @@ class Interpreter {
   Storage& storage_;
   CaseResult& result_;
   std::map<std::string, Binding> fds_;
+  std::map<std::string, std::pair<size_t, SysResult>> failed_opens_;  // name -> (step, result)
 };
 
 }  // namespace

@@ -583,8 +583,11 @@ class HostTarget final : public Target {
     r.environment["kernel_log"] = klog.drain();
     const std::string log = read_text(dir + "/blockdev.log");
     r.environment["injector_log"] = log.size() > 8000 ? log.substr(log.size() - 8000) : log;
-    std::error_code ec;
-    fs::remove_all(dir, ec);
+    if (!remove_tree_if_unmounted(dir)) {
+      r.status = CaseStatus::error;
+      r.reason += (r.reason.empty() ? "" : "; ") + std::string("a mount under ") + dir +
+                  " would not go away; the next run removes it";
+    }
     r.duration_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
                                  std::chrono::steady_clock::now() - t0)
                                  .count());
@@ -616,21 +619,6 @@ class HostTarget final : public Target {
   HostFs h_;
   std::string template_;
 };
-
-// Mount points under `dir`, deepest first.
-std::vector<std::string> mounts_under(const std::string& dir) {
-  std::vector<std::string> out;
-  std::istringstream in(read_text("/proc/self/mountinfo"));
-  std::string line;
-  while (std::getline(in, line)) {
-    std::istringstream fields(line);
-    std::string id, parent, devno, root, point;
-    fields >> id >> parent >> devno >> root >> point;
-    if (point.rfind(dir + "/", 0) == 0) out.push_back(point);
-  }
-  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
-  return out;
-}
 
 }  // namespace
 
@@ -696,7 +684,10 @@ void host_cleanup_stale(const std::string& scratch_root, std::ostream& log) {
       CommandResult r = run_program({"umount", "-l", m}, 30s);
       (void)r;
     }
-    fs::remove_all(dir, ec);
+    if (!remove_tree_if_unmounted(dir)) {
+      log << "syncprobe: " << dir << " still has a mount that would not go; left in place\n";
+      continue;
+    }
     if (found) log << "syncprobe: cleaned up after killed run " << entry.path().filename().string() << "\n";
   }
 }

@@ -617,8 +617,7 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(
       results[t->name()].push_back(r);
     }
   }
-  std::error_code ec;
-  fs::remove_all(dir, ec);
+  remove_tree_if_unmounted(dir);
   return results;
 }
 

@@ -7,7 +7,11 @@
 #include <sys/utsname.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <chrono>
 #include <cstring>
 #include <ctime>
@@ -48,6 +52,26 @@ SysResult drop_caches_all() {
   const int err = errno;
   ::close(fd);
   return n == 1 ? SysResult::success() : SysResult::failure(err);
+}
+
+std::vector<std::string> mounts_under(const std::string& dir) {
+  std::vector<std::string> out;
+  std::ifstream in("/proc/self/mountinfo");
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream fields(line);
+    std::string id, parent, devno, root, point;
+    fields >> id >> parent >> devno >> root >> point;
+    if (point == dir || point.rfind(dir + "/", 0) == 0) out.push_back(point);
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
+  return out;
+}
+
+bool remove_tree_if_unmounted(const std::string& dir) {
+  if (!mounts_under(dir).empty()) return false;
+  std::error_code ec;
+  std::filesystem::remove_all(dir, ec);
+  return !ec;
 }
 
 std::string kernel_release() {

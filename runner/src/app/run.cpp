@@ -24,6 +24,7 @@
 #include "syncprobe/commands.h"
 #include "syncprobe/host_target.h"
 #include "syncprobe/interrupt.h"
+#include "syncprobe/linux_fs.h"
 #include "syncprobe/results_io.h"
 #include "syncprobe/target.h"
 #include "syncprobe/vm_target.h"
@@ -325,6 +326,13 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
     }
   }
   progress.finish();
+  // The targets' destructors release what they hold; then the run's scratch
+  // directory goes, unless a mount below it would not (the next run's
+  // cleanup takes it then).
+  targets.clear();
+  if (std::filesystem::exists(ctx.scratch_dir) && !remove_tree_if_unmounted(ctx.scratch_dir))
+    err << "syncprobe run: " << ctx.scratch_dir
+        << " still holds a mount; the next run will remove it\n";
 
   run["finished_at"] = utc_now("%Y-%m-%dT%H:%M:%SZ");
   if (interrupted()) run["interrupted_by_signal"] = interrupt_signal();

@@ -20,6 +20,13 @@ bool fiemap_extents(const std::string& path, std::vector<ByteRange>& out, std::s
 // evicted inode forgets its writeback errors, which cases look at).
 SysResult drop_caches_all();
 
+// Mount points at or below `dir` (from /proc/self/mountinfo), deepest first.
+std::vector<std::string> mounts_under(const std::string& dir);
+
+// Removes `dir` and everything in it, unless something is still mounted
+// below it (removing then would delete files of that filesystem): false then.
+bool remove_tree_if_unmounted(const std::string& dir);
+
 // uname -r
 std::string kernel_release();
 

@@ -41,6 +41,13 @@ std::string outcome(const StepObservation& o) {
   return s;
 }
 
+// The outcome compared between a target and a policy: as outcome(), except
+// that the descriptor number an open returns belongs to the implementation.
+std::string comparable_outcome(const StepObservation& o) {
+  if (o.op == "open" && !failed(o)) return "opened";
+  return outcome(o);
+}
+
 json locate_json(const Located& l, const std::string& meaning) {
   json j = {{"case", l.c->id},
             {"step", l.obs->index},
@@ -373,8 +380,8 @@ Distance distance(const RunResults& run, const std::map<std::string, CaseResult>
     if (tr.status == CaseStatus::error || pr.status == CaseStatus::error) continue;
     const size_t n = std::max(tr.steps.size(), pr.steps.size());
     for (size_t i = 0; i < n; ++i) {
-      const std::string a = i < tr.steps.size() ? outcome(tr.steps[i]) : "not run";
-      const std::string b = i < pr.steps.size() ? outcome(pr.steps[i]) : "not run";
+      const std::string a = i < tr.steps.size() ? comparable_outcome(tr.steps[i]) : "not run";
+      const std::string b = i < pr.steps.size() ? comparable_outcome(pr.steps[i]) : "not run";
       if (a == b) continue;
       ++d.count;
       const StepObservation& any = i < tr.steps.size() ? tr.steps[i] : pr.steps[i];

@@ -35,6 +35,67 @@ struct Page {
   bool has(uint32_t f) const { return flags & f; }
 };
 
+// The pages of one mapping: 64-page chunks in index order, so a cached page
+// costs its Page (32 bytes) and a share of its chunk rather than a hash
+// node, and walks come out in index order without sorting.
+class PageMap {
+ public:
+  Page* find(uint64_t index) {
+    auto it = chunks_.find(index / 64);
+    if (it == chunks_.end() || !(it->second->present & bit(index))) return nullptr;
+    return &it->second->pages[index % 64];
+  }
+  Page& get(uint64_t index) {  // creates an empty page if absent
+    auto& c = chunks_[index / 64];
+    if (!c) c = std::make_unique<Chunk>();
+    if (!(c->present & bit(index))) {
+      c->present |= bit(index);
+      ++size_;
+    }
+    return c->pages[index % 64];
+  }
+  void erase(uint64_t index) {
+    auto it = chunks_.find(index / 64);
+    if (it == chunks_.end() || !(it->second->present & bit(index))) return;
+    it->second->pages[index % 64] = Page{};
+    it->second->present &= ~bit(index);
+    --size_;
+    if (!it->second->present) chunks_.erase(it);
+  }
+  // f(index, Page&) for every page, in index order. f must not add or erase.
+  template <typename F>
+  void for_each(F f) {
+    for (auto& [ci, c] : chunks_)
+      for (uint64_t m = c->present; m; m &= m - 1) {
+        const int i = __builtin_ctzll(m);
+        f(ci * 64 + uint64_t(i), c->pages[i]);
+      }
+  }
+  template <typename P>
+  void erase_if(P pred) {
+    std::vector<uint64_t> doomed;
+    for_each([&](uint64_t index, Page& page) {
+      if (pred(page)) doomed.push_back(index);
+    });
+    for (uint64_t index : doomed) erase(index);
+  }
+  void clear() {
+    chunks_.clear();
+    size_ = 0;
+  }
+  size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
+
+ private:
+  static uint64_t bit(uint64_t index) { return 1ull << (index % 64); }
+  struct Chunk {
+    uint64_t present = 0;
+    Page pages[64];
+  };
+  std::map<uint64_t, std::unique_ptr<Chunk>> chunks_;
+  size_t size_ = 0;
+};
+
 struct File;
 
 struct Inode {
@@ -44,7 +105,7 @@ struct Inode {
   uint64_t size = 0;
   bool meta_dirty = false;  // timestamps, size or name not yet committed: fsync commits
   bool size_dirty = false;  // size or name not yet committed: fdatasync commits too
-  std::unordered_map<uint64_t, Page> mapping;  // page index -> page
+  PageMap mapping;
   errseq_t wb_err = 0;
   uint32_t as_flags = 0;
   int vnode_error = 0;
@@ -211,12 +272,12 @@ struct PageCache::State {
   // Drops a page that held data never written: every descriptor that touched
   // it goes bad when the policy bounds error pages (R3).
   void discard_page(Inode& in, uint64_t index) {
-    auto it = in.mapping.find(index);
-    if (it == in.mapping.end()) return;
+    Page* page = in.mapping.find(index);
+    if (!page) return;
     if (policy->bounds_error_pages())
       for (File* f : in.files)
-        if (it->second.touched & f->bit()) f->gone_bad = true;
-    in.mapping.erase(it);
+        if (page->touched & f->bit()) f->gone_bad = true;
+    in.mapping.erase(index);
   }
 
   // R7: past the limit, the oldest pages held in error are discarded.
@@ -227,7 +288,7 @@ struct PageCache::State {
       Inode* oldest_inode = nullptr;
       uint64_t oldest_index = 0, oldest_age = UINT64_MAX;
       for (auto& [ino, in] : inodes)
-        for (auto& [index, page] : in->mapping)
+        in->mapping.for_each([&](uint64_t index, Page& page) {
           if (page.has(PG_error) && page.has(PG_dirty)) {
             held += kPageSize;
             if (page.error_age < oldest_age) {
@@ -236,6 +297,7 @@ struct PageCache::State {
               oldest_index = index;
             }
           }
+        });
       if (held <= *error_memory_limit || !oldest_inode) return;
       discard_page(*oldest_inode, oldest_index);
       ++discarded_error_pages;
@@ -244,7 +306,7 @@ struct PageCache::State {
 
   // Writes one dirty page. On failure the policy decides what becomes of it.
   IoResult writepage(Inode& in, uint64_t index) {
-    Page& page = in.mapping.at(index);
+    Page& page = *in.mapping.find(index);
     IoResult r;
     if (int err = fiu_point_errno("reference/writeback/submit")) {
       device.count_hit("libfiu");
@@ -280,13 +342,13 @@ struct PageCache::State {
   void writeback_inode(Inode& in, const File* reporter, Writeback& wb, uint64_t first = 0,
                        uint64_t last = UINT64_MAX) {
     std::vector<uint64_t> dirty;
-    for (const auto& [index, page] : in.mapping)
+    in.mapping.for_each([&](uint64_t index, Page& page) {
       if (page.has(PG_dirty) && index >= first && index <= last) dirty.push_back(index);
-    std::sort(dirty.begin(), dirty.end());
+    });
     for (uint64_t index : dirty) {
-      auto it = in.mapping.find(index);
-      if (it == in.mapping.end()) continue;  // discarded by the R7 limit meanwhile
-      const bool touched = reporter && (it->second.touched & reporter->bit());
+      Page* page = in.mapping.find(index);
+      if (!page) continue;  // discarded by the R7 limit meanwhile
+      const bool touched = reporter && (page->touched & reporter->bit());
       IoResult r = writepage(in, index);
       if (r.hung) {
         wb.hung = true;
@@ -363,8 +425,7 @@ struct PageCache::State {
     if (!sync.ok() && policy->on_writeback_error(sync.err) == FailedPage::redirty) {
       // The device may not hold what it acknowledged: keep those pages dirty.
       for (auto [inode, index] : wb.written)
-        if (auto it = inode->mapping.find(index); it != inode->mapping.end())
-          it->second.flags |= PG_dirty;
+        if (Page* page = inode->mapping.find(index)) page->flags |= PG_dirty;
     }
     const int remembered = check_error_memory(f);
     err = remembered ? remembered : own_err;
@@ -395,7 +456,7 @@ struct PageCache::State {
     Inode& in = *f->inode;
     if (f->slot != kNoSlot) {
       const uint64_t bit = 1ull << f->slot;
-      for (auto& [index, page] : in.mapping) page.touched &= ~bit;
+      in.mapping.for_each([bit](uint64_t, Page& page) { page.touched &= ~bit; });
       in.used_slots &= ~bit;
     }
     std::erase(in.files, f);
@@ -407,15 +468,14 @@ struct PageCache::State {
   // Reads page `index` into the cache if it is not there. Pages beyond the
   // device's data read as zeros.
   IoResult fill_page(Inode& in, uint64_t index, Page*& out) {
-    auto it = in.mapping.find(index);
-    if (it != in.mapping.end() && it->second.has(PG_uptodate)) {
-      out = &it->second;
+    if (Page* cached = in.mapping.find(index); cached && cached->has(PG_uptodate)) {
+      out = cached;
       return {};
     }
     auto data = std::make_unique_for_overwrite<std::byte[]>(kPageSize);
     IoResult r = device.read(in.block_of(index), {data.get(), kPageSize});
     if (!r.ok()) return r;
-    Page& page = in.mapping[index];
+    Page& page = in.mapping.get(index);
     page.data = std::move(data);
     page.flags |= PG_uptodate;
     out = &page;
@@ -489,7 +549,7 @@ class RefProcess final : public Process {
         const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
         Page* page = nullptr;
         if (n == kPageSize) {
-          Page& p = in.mapping[index];
+          Page& p = in.mapping.get(index);
           if (!p.data) p.data = std::make_unique_for_overwrite<std::byte[]>(kPageSize);
           p.flags |= PG_uptodate;
           page = &p;
@@ -694,12 +754,12 @@ SimDevice& PageCache::device() { return s_->device; }
 CacheStats PageCache::stats() const {
   CacheStats st;
   for (const auto& [ino, in] : s_->inodes)
-    for (const auto& [index, page] : in->mapping) {
+    in->mapping.for_each([&](uint64_t, Page& page) {
       ++st.cached_pages;
       if (page.has(PG_dirty)) ++st.dirty_pages;
       if (page.has(PG_error)) ++st.error_pages;
       if (page.has(PG_error) && page.has(PG_dirty)) st.error_bytes_held += kPageSize;
-    }
+    });
   st.discarded_error_pages = s_->discarded_error_pages;
   st.writeback_errors = s_->writeback_errors;
   return st;
@@ -793,7 +853,7 @@ SysResult PageCache::memory_limit(uint64_t bytes) {
 
 SysResult PageCache::drop_caches() {
   for (auto& [ino, in] : s_->inodes) {
-    std::erase_if(in->mapping, [](const auto& kv) { return !kv.second.has(PG_dirty); });
+    in->mapping.erase_if([](const Page& page) { return !page.has(PG_dirty); });
     // An inode nobody holds open, with nothing dirty, is evicted: what it
     // remembered about errors goes with it.
     if (in->files.empty() && in->mapping.empty()) {

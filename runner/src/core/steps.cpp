@@ -107,7 +107,7 @@ constexpr std::array kSteps = {
              kStatArgs, true, ""},
     StepSpec{StepKind::rename, "rename", "rename(2)", kRenameArgs, true, "metadata"},
     StepSpec{StepKind::unlink, "unlink", "unlink(2)", kUnlinkArgs, true, "metadata"},
-    StepSpec{StepKind::drop_caches, "drop_caches", "evict clean pages (echo 1 > drop_caches)",
+    StepSpec{StepKind::drop_caches, "drop_caches", "evict clean pages and unused inodes (echo 3 > drop_caches)",
              kNoArgs, false, "drop-caches"},
     StepSpec{StepKind::writeback, "writeback", "one pass of background writeback", kNoArgs, false,
              "writeback"},

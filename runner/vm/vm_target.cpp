@@ -497,14 +497,22 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(
   if (const char* a = std::getenv("SYNCPROBE_ACCEL")) kvm = std::string(a) == "kvm";
   std::string ended;
   const auto t0 = std::chrono::steady_clock::now();
+  // Complete lines of the output disk, up to the first NUL (the rest of the
+  // disk is zeros); read in chunks so polling stays cheap.
   auto read_lines = [&] {
     std::vector<std::string> lines;
     std::ifstream in(output, std::ios::binary);
-    std::string line;
-    while (std::getline(in, line)) {
-      if (line.empty() || line[0] == '\0') break;
-      if (!in.eof()) lines.push_back(line);
+    std::string text;
+    char buf[65536];
+    while (in.read(buf, sizeof buf) || in.gcount() > 0) {
+      const size_t n = size_t(in.gcount());
+      const char* nul = static_cast<const char*>(std::memchr(buf, 0, n));
+      text.append(buf, nul ? size_t(nul - buf) : n);
+      if (nul) break;
     }
+    size_t start = 0;
+    for (size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
+      lines.push_back(text.substr(start, nl - start));
     return lines;
   };
   auto boot = [&] {

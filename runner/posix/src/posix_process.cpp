@@ -108,7 +108,7 @@ Reply serve(const Header& h, const std::string& path, const std::string& path2,
       return result(::close(h.fd));
     case Op::pwrite: {
       std::byte* buf = aligned(data.size());
-      std::memcpy(buf, data.data(), data.size());
+      if (!data.empty()) std::memcpy(buf, data.data(), data.size());
       return result(::pwrite(h.fd, buf, data.size(), off_t(h.offset)));
     }
     case Op::pread: {
@@ -257,7 +257,7 @@ SysResult PosixProcess::call(const Request& req, std::span<std::byte> out) {
   std::vector<std::byte> tmp(rep.data_len);
   if (!read_all(sock_, tmp.data(), tmp.size()))
     throw std::runtime_error("worker process " + std::to_string(pid_) + " died mid-reply");
-  std::memcpy(out.data(), tmp.data(), std::min(out.size(), tmp.size()));
+  if (!out.empty() && !tmp.empty()) std::memcpy(out.data(), tmp.data(), std::min(out.size(), tmp.size()));
   return rep.ret < 0 ? SysResult::failure(rep.err) : SysResult::success(rep.ret);
 }
 

@@ -553,10 +553,25 @@ int compare(const Run& a, const Run& b, const fs::path& out, std::ostream& o) {
                      html_escape(b.run["host"].value("kernel", "")) + ").</p>";
   std::string rows, text;
   int changes = 0;
-  for (const auto& t : a.targets) {
-    if (!b.summary["targets"].contains(t)) continue;
-    const json& ta = a.summary["targets"][t];
-    const json& tb = b.summary["targets"][t];
+  // Targets pair by name; a VM target also pairs with the same filesystem on
+  // another kernel (vm:6.1:ext4 with vm:6.12:ext4) when that is unambiguous.
+  auto kernel_free = [](const std::string& t) {
+    if (t.rfind("vm:", 0) != 0) return t;
+    const auto second = t.find(':', 3);
+    return second == std::string::npos ? t : "vm:*" + t.substr(second);
+  };
+  std::map<std::string, std::vector<std::string>> b_by_key;
+  for (const auto& t : b.targets) b_by_key[kernel_free(t)].push_back(t);
+  for (const auto& ta_name : a.targets) {
+    std::string tb_name = ta_name;
+    if (!b.summary["targets"].contains(ta_name)) {
+      auto it = b_by_key.find(kernel_free(ta_name));
+      if (it == b_by_key.end() || it->second.size() != 1 || kernel_free(ta_name) == ta_name) continue;
+      tb_name = it->second[0];
+    }
+    const std::string t = ta_name == tb_name ? ta_name : ta_name + " → " + tb_name;
+    const json& ta = a.summary["targets"][ta_name];
+    const json& tb = b.summary["targets"][tb_name];
     auto add = [&](const std::string& what, const std::string& va, const std::string& vb, const std::string& where = "") {
       ++changes;
       rows += "<tr><th scope=\"row\">" + html_escape(t) + "</th><td>" + html_escape(what) + "</td><td class=\"" + value_class(va) +
@@ -568,7 +583,7 @@ int compare(const Run& a, const Run& b, const fs::path& out, std::ostream& o) {
     for (const auto& rule : kRules)
       if (ta["rules"].value(rule, "") != tb["rules"].value(rule, "")) add(rule, ta["rules"].value(rule, ""), tb["rules"].value(rule, ""));
     for (const auto& c : a.cases) {
-      const json ra = a.result(t, c), rb = b.result(t, c);
+      const json ra = a.result(ta_name, c), rb = b.result(tb_name, c);
       if (ra.is_null() || rb.is_null()) continue;
       const json sa = ra.value("steps", json::array()), sb = rb.value("steps", json::array());
       for (size_t i = 0; i < std::max(sa.size(), sb.size()); ++i) {

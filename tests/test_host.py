@@ -93,12 +93,17 @@ def test_nothing_left_after_a_run(seed_run):
         not p.is_dir() for p in pathlib.Path(scratch).iterdir())
 
 
-def _wait_for_loop(scratch, timeout=120):
+def _wait_for_loop(scratch, proc, timeout=120):
+    """True once the run has a loop device; fails with its output if it ended first."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if any(x.startswith("loop") for x in leftovers(scratch)):
             return True
-        time.sleep(0.2)
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the run ended ({proc.returncode}) before attaching a loop device:\n"
+                                 f"{out.decode()}\n{err.decode()}")
+        time.sleep(0.05)
     return False
 
 
@@ -115,7 +120,7 @@ def test_killed_run_is_cleaned_up_by_the_next(syncprobe, tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     victim = _start_run(scratch, tmp_path / "a")
-    assert _wait_for_loop(scratch), "the run never attached a loop device"
+    assert _wait_for_loop(scratch, victim), "the run never attached a loop device"
     os.killpg(victim.pid, signal.SIGKILL)
     victim.wait(timeout=30)
     left = leftovers(scratch)
@@ -131,7 +136,7 @@ def test_interrupted_run_cleans_up(tmp_path):
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     run = _start_run(scratch, tmp_path / "a")
-    assert _wait_for_loop(scratch)
+    assert _wait_for_loop(scratch, run)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)
     assert run.returncode == 130, err

@@ -206,7 +206,7 @@ class Blockdev {
       kill(pid_, SIGTERM);
       int status;
       bool reaped = false;
-      for (int i = 0; i < 100 && !reaped; ++i) {
+      for (int i = 0; i < 500 && !reaped; ++i) {  // up to 10 s: unmounting can be slow under load
         if (waitpid(pid_, &status, WNOHANG) == pid_) reaped = true;
         else std::this_thread::sleep_for(20ms);
       }
@@ -216,9 +216,11 @@ class Blockdev {
       }
       pid_ = -1;
     }
-    if (fs::exists(dir_ + "/fuse")) {
-      CommandResult r = run_program({"umount", "-l", dir_ + "/fuse"}, 10s);
-      (void)r;  // not mounted any more: nothing to do
+    // A daemon that had to be killed leaves a dead FUSE mount, on which even
+    // stat fails (ENOTCONN): look in the mount table, not at the directory.
+    for (const auto& m : mounts_under(dir_ + "/fuse")) {
+      CommandResult r = run_program({"umount", "-l", m}, 10s);
+      (void)r;  // gone already: nothing to do
     }
   }
 
@@ -243,7 +245,13 @@ class HostStorage final : public Storage {
     attach();
   }
 
-  ~HostStorage() override { teardown(); }
+  ~HostStorage() override {
+    try {
+      teardown();
+    } catch (const std::exception&) {
+      // Destructors must not throw; what is left is found by the next run.
+    }
+  }
 
   // Unmounts, detaches and stops everything; true when all of it went away.
   bool teardown() {
@@ -640,7 +648,7 @@ void host_cleanup_stale(const std::string& scratch_root, std::ostream& log) {
   std::error_code ec;
   if (!fs::is_directory(scratch_root, ec)) return;
   for (const auto& entry : fs::directory_iterator(scratch_root, ec)) {
-    if (!entry.is_directory()) continue;
+    if (!entry.is_directory(ec)) continue;
     const std::string dir = entry.path().string();
     const std::string owner = read_text(dir + "/owner.pid");
     const pid_t pid = owner.empty() ? 0 : pid_t(std::atol(owner.c_str()));

@@ -4,6 +4,7 @@ otherwise, with the reason). What is asserted is what Linux was measured to
 do here; if a kernel changes it, these tests say so."""
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import time
@@ -149,3 +150,22 @@ def test_host_targets_listed_with_availability(syncprobe):
     proc = syncprobe("list", "targets", check=True)
     for t in ["host:ext4", "host:ext4:data=journal", "host:xfs", "host:btrfs"]:
         assert t in proc.stdout
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) missing")
+def test_without_root_host_targets_are_skipped_with_the_reason(tmp_path):
+    tmp_path.chmod(0o777)
+    env = dict(os.environ, SYNCPROBE_SCRATCH=str(tmp_path / "scratch"))
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         str(BUILD / "runner" / "syncprobe"), "run", "--target", "host:ext4",
+         "--target", "reference:proposed", "--case", "seed-single-writer",
+         "--out", str(tmp_path / "out"), "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    import json
+    host = json.loads((tmp_path / "out" / "host:ext4" / "seed-single-writer.json").read_text())
+    assert host["status"] == "skipped"
+    assert "needs root" in host["reason"]
+    ref = json.loads((tmp_path / "out" / "reference:proposed" / "seed-single-writer.json").read_text())
+    assert ref["status"] == "completed", "the reference targets still run"

@@ -87,3 +87,56 @@ def test_console_kept_and_nothing_left(vm_run):
 def test_vm_status(syncprobe):
     proc = syncprobe("vm", "status", check=True)
     assert "vm 6.1:" in proc.stdout
+
+
+def _start(scratch, out):
+    import subprocess
+    from conftest import BUILD
+    env = dict(os.environ, SYNCPROBE_SCRATCH=str(scratch))
+    return subprocess.Popen(
+        [str(BUILD / "runner" / "syncprobe"), "run", "--target", "vm:6.1:ext4",
+         "--case", "seed-*", "--out", str(out), "--no-progress"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True)
+
+
+def _wait_for_qemu(scratch, proc, timeout=300):
+    import time
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if any("qemu-system" in x for x in leftovers(scratch)):
+            return True
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"run ended ({proc.returncode}) before QEMU started:\n{out.decode()}\n{err.decode()}")
+        time.sleep(0.1)
+    return False
+
+
+def test_killed_vm_run_is_cleaned_up_by_the_next(syncprobe, tmp_path):
+    import signal
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    victim = _start(scratch, tmp_path / "a")
+    assert _wait_for_qemu(scratch, victim)
+    os.killpg(victim.pid, signal.SIGKILL)  # QEMU runs in its own group: it survives
+    victim.wait(timeout=30)
+    assert any("qemu-system" in x for x in leftovers(scratch))
+    env = dict(os.environ, SYNCPROBE_SCRATCH=str(scratch))
+    proc = syncprobe("run", "--target", "reference:proposed", "--case", "seed-single-writer",
+                     "--out", tmp_path / "b", "--no-progress", env=env, check=True)
+    assert "stale QEMU" in proc.stderr
+    assert leftovers(scratch) == []
+    assert not any(p.is_dir() for p in scratch.iterdir())
+
+
+def test_interrupted_vm_run_stops_qemu(tmp_path):
+    import signal
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    run = _start(scratch, tmp_path / "a")
+    assert _wait_for_qemu(scratch, run)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130, err
+    assert leftovers(scratch) == []

@@ -153,8 +153,17 @@ def test_host_targets_listed_with_availability(syncprobe):
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) missing")
-def test_without_root_host_targets_are_skipped_with_the_reason(tmp_path):
+def test_without_root_host_targets_are_skipped_with_the_reason():
+    import tempfile
+    tmp_path = pathlib.Path(tempfile.mkdtemp(prefix="syncprobe-noroot-"))  # pytest's tmp is root-only
     tmp_path.chmod(0o777)
+    try:
+        _run_as_nobody(tmp_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _run_as_nobody(tmp_path):
     env = dict(os.environ, SYNCPROBE_SCRATCH=str(tmp_path / "scratch"))
     proc = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",

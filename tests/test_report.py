@@ -158,6 +158,12 @@ def test_renders_in_chromium(runs, tmp_path):
                    check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
     data = shot.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
+    # Phone width: it still renders (tables scroll inside their boxes).
+    phone = tmp_path / "phone.png"
+    subprocess.run([CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile3'}",
+                    "--window-size=390,844", f"--screenshot={phone}", (out / "index.html").as_uri()],
+                   check=True, capture_output=True, timeout=120, stdin=subprocess.DEVNULL)
+    assert phone.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     dom = subprocess.run([CHROMIUM, *CHROME_FLAGS, f"--user-data-dir={tmp_path / 'profile2'}",
                           "--dump-dom", (out / "index.html").as_uri()],
                          check=True, capture_output=True, text=True, timeout=120,

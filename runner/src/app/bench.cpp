@@ -143,6 +143,14 @@ json suite_figures(const std::string& run_dir) {
   out["run"] = run.value("id", "");
   out["started_at"] = run.value("started_at", "");
   out["finished_at"] = run.value("finished_at", "");
+  // Wall time of the whole run (every target), from its ISO 8601 stamps.
+  auto parse = [](const std::string& t) -> double {
+    std::tm tm{};
+    if (!strptime(t.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm)) return 0;
+    return double(timegm(&tm));
+  };
+  const double wall = parse(out["finished_at"]) - parse(out["started_at"]);
+  if (wall >= 0 && !out["finished_at"].get<std::string>().empty()) out["wall_s"] = wall;
   for (const auto& [t, info] : run["targets"].items()) {
     double total = 0, boot = 0;
     int n = 0;
@@ -247,6 +255,8 @@ int bench_command(const BenchOptions& opts, std::ostream& out, std::ostream& err
                      pts.back()["error_bytes_held"].get<uint64_t>() / 1024, pts.back()["discarded"].get<uint64_t>());
   if (fs::exists(out_dir + "/run.json")) {
     bench["suite"] = suite_figures(out_dir);
+    if (bench["suite"].contains("wall_s"))
+      out << fmt::format("suite: whole run {:.0f} s wall\n", bench["suite"]["wall_s"].get<double>());
     for (const auto& [t, s] : bench["suite"]["targets"].items())
       out << fmt::format("suite: {:<24} {:.3f} s per case ({} cases)\n", t, s["seconds_per_case"].get<double>(),
                          s["cases"].get<int>());

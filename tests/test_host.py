@@ -178,3 +178,39 @@ def _run_as_nobody(tmp_path):
     assert "needs root" in host["reason"]
     ref = json.loads((tmp_path / "out" / "reference:proposed" / "seed-single-writer.json").read_text())
     assert ref["status"] == "completed", "the reference targets still run"
+
+
+HANG_CASE = '''id = "{id}"
+title = "a write that never completes"
+description = "The device holds the write until healed; fsync cannot return."
+step = [
+  {{ op = "open", fd = "a" }},
+  {{ op = "pwrite", fd = "a", len = "8K", tag = "old" }},
+  {{ op = "fsync", fd = "a" }},
+  {{ op = "fault", range = "data", io = "write", mode = "hang" }},
+  {{ op = "pwrite", fd = "a", off = 0, len = "4K", tag = "A" }},
+  {{ op = "fsync", fd = "a", probe = "hang.fsync" }},
+  {{ op = "heal" }},
+]
+'''
+
+
+def test_a_hung_step_ends_the_case_and_the_run_goes_on(syncprobe, tmp_path):
+    import json
+    cases = tmp_path / "cases"
+    cases.mkdir()
+    (cases / "a-hang.toml").write_text(HANG_CASE.format(id="a-hang"))
+    shutil.copy(pathlib.Path(__file__).parent.parent / "cases" / "seed-single-writer.toml", cases)
+    scratch = tmp_path / "scratch"
+    env = dict(os.environ, SYNCPROBE_SCRATCH=str(scratch))
+    syncprobe("run", "--cases", cases, "--target", "host:ext4", "--step-timeout", 2000,
+              "--out", tmp_path / "out", "--no-progress", env=env, check=True, timeout=300)
+    hung = json.loads((tmp_path / "out" / "host:ext4" / "a-hang.json").read_text())
+    assert hung["status"] == "hung", hung["reason"]
+    assert "did not return in time" in hung["reason"]
+    last = hung["steps"][-1]
+    assert last["op"] == "fsync" and last["hung"] is True
+    assert "hangs until heal" in hung["environment"]["injector_log"]
+    after = json.loads((tmp_path / "out" / "host:ext4" / "seed-single-writer.json").read_text())
+    assert after["status"] == "completed", "the run goes on after a hung case"
+    assert leftovers(scratch) == []

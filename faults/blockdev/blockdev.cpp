@@ -16,7 +16,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -339,14 +341,26 @@ int op_write(const char*, const char* buf, size_t size, off_t off, fuse_file_inf
 int op_fsync(const char*, int, fuse_file_info*) { return g_dev->flush(); }
 int op_truncate(const char*, off_t, fuse_file_info*) { return 0; }
 
+// A unix socket address; "@name" is Linux's abstract namespace (no file, no
+// 108-byte path limit to run into under deep scratch directories).
+socklen_t unix_address(const std::string& path, sockaddr_un& addr) {
+  addr = {};
+  addr.sun_family = AF_UNIX;
+  const size_t n = std::min(path.size(), sizeof addr.sun_path - 1);
+  std::memcpy(addr.sun_path, path.data(), n);
+  if (!path.empty() && path[0] == '@') addr.sun_path[0] = '\0';
+  return socklen_t(offsetof(sockaddr_un, sun_path) + n);
+}
+
 void control_loop(const std::string& path, fuse* f) {
   int srv = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
-  ::unlink(path.c_str());
-  if (bind(srv, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0 || listen(srv, 4) < 0) {
-    log("cannot listen on %s: %s", path.c_str(), std::strerror(errno));
+  sockaddr_un addr;
+  const socklen_t len = unix_address(path, addr);
+  if (path[0] != '@') ::unlink(path.c_str());
+  if (path.size() >= sizeof addr.sun_path || bind(srv, reinterpret_cast<sockaddr*>(&addr), len) < 0 ||
+      listen(srv, 4) < 0) {
+    log("cannot listen on %s: %s", path.c_str(),
+        path.size() >= sizeof addr.sun_path ? "path too long (use @name)" : std::strerror(errno));
     std::exit(1);
   }
   std::printf("ready\n");

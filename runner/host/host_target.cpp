@@ -25,6 +25,7 @@
 #include <cctype>
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -129,8 +130,10 @@ class Blockdev {
     if (exe.empty())
       throw std::runtime_error("syncprobe-blockdev not found (build it, or set SYNCPROBE_BLOCKDEV)");
     fs::create_directories(dir_ + "/fuse");
-    const std::string sock = dir_ + "/ctl.sock";
-    fs::remove(sock);
+    // An abstract socket: scratch paths can exceed sun_path's 108 bytes.
+    static int serial = 0;
+    const std::string sock = "@syncprobe-blockdev-" + std::to_string(getpid()) + "-" +
+                             std::to_string(++serial);
     int out[2];
     if (pipe2(out, O_CLOEXEC) < 0) throw std::runtime_error("pipe failed");
     const std::vector<std::string> argv = {
@@ -171,8 +174,10 @@ class Blockdev {
     sock_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
-    std::strncpy(addr.sun_path, sock.c_str(), sizeof addr.sun_path - 1);
-    if (connect(sock_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) < 0)
+    std::memcpy(addr.sun_path, sock.data(), sock.size());
+    addr.sun_path[0] = '\0';
+    if (connect(sock_, reinterpret_cast<sockaddr*>(&addr),
+                socklen_t(offsetof(sockaddr_un, sun_path) + sock.size())) < 0)
       throw std::runtime_error("cannot connect to " + sock + ": " + std::strerror(errno));
   }
 

@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <chrono>
 #include <condition_variable>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
@@ -450,5 +451,6 @@ int main(int argc, char** argv) {
   fuse_unmount(f);
   fuse_destroy(f);
   log("stopped");
-  return rc == 0 ? 0 : 1;
+  // libfuse reports the signal that ended the loop; stopping is not a failure.
+  return rc == 0 || rc == SIGTERM || rc == SIGINT || rc == SIGHUP ? 0 : 1;
 }

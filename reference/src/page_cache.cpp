@@ -32,6 +32,7 @@ struct Page {
   uint64_t touched = 0;               // slots of the descriptors that read or wrote it
   uint64_t error_age = 0;             // when it entered PG_error (R7 discards the oldest)
   uint32_t flags = 0;
+  uint32_t last_use = 0;              // for eviction under a cache limit, oldest first
   bool has(uint32_t f) const { return flags & f; }
 };
 
@@ -149,6 +150,9 @@ struct PageCache::State {
   std::vector<std::unique_ptr<File>> files;
   std::map<std::string, std::unique_ptr<RefProcess>> processes;
   std::optional<uint64_t> error_memory_limit;
+  std::optional<uint64_t> cache_limit;  // memory pressure: bytes all cached pages may use
+  uint32_t use_clock = 0;
+  uint64_t evicted_pages = 0;
   uint64_t error_clock = 0;
   uint64_t discarded_error_pages = 0;
   uint64_t writeback_errors = 0;
@@ -301,6 +305,50 @@ struct PageCache::State {
       if (held <= *error_memory_limit || !oldest_inode) return;
       discard_page(*oldest_inode, oldest_index);
       ++discarded_error_pages;
+    }
+  }
+
+  // Memory pressure: past the cache limit, clean pages go first (oldest use
+  // first), then dirty ones are written back, oldest first, and go once
+  // clean. A page the policy keeps dirty after a failed write stays.
+  void balance_cache() {
+    if (!cache_limit) return;
+    struct Candidate {
+      uint32_t last_use;
+      bool dirty;
+      Inode* inode;
+      uint64_t index;
+    };
+    std::vector<Candidate> all;
+    for (auto& [ino, in] : inodes)
+      in->mapping.for_each([&](uint64_t index, Page& page) {
+        all.push_back({page.last_use, page.has(PG_dirty), in.get(), index});
+      });
+    uint64_t held = all.size() * kPageSize;
+    if (held <= *cache_limit) return;
+    std::sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) {
+      return a.dirty != b.dirty ? !a.dirty : a.last_use < b.last_use;
+    });
+    for (const Candidate& c : all) {
+      if (held <= *cache_limit) return;
+      Page* page = c.inode->mapping.find(c.index);
+      if (!page) {  // discarded meanwhile (a failed write under a discarding policy)
+        held -= kPageSize;
+        continue;
+      }
+      if (page->has(PG_dirty)) {
+        IoResult r = writepage(*c.inode, c.index);  // background writeback: nobody is told
+        if (r.hung) return;
+        page = c.inode->mapping.find(c.index);
+        if (!page) {
+          held -= kPageSize;
+          continue;
+        }
+        if (page->has(PG_dirty)) continue;  // kept dirty: it cannot go
+      }
+      c.inode->mapping.erase(c.index);
+      ++evicted_pages;
+      held -= kPageSize;
     }
   }
 
@@ -478,6 +526,7 @@ struct PageCache::State {
     Page& page = in.mapping.get(index);
     page.data = std::move(data);
     page.flags |= PG_uptodate;
+    page.last_use = ++use_clock;
     out = &page;
     return {};
   }
@@ -559,10 +608,12 @@ class RefProcess final : public Process {
         std::memcpy(page->data.get() + in_page, data.data() + (pos - offset), n);
         page->flags |= PG_dirty;
         page->touched |= f->bit();
+        page->last_use = ++s_.use_clock;
         pos += n;
       }
     }
     touch_inode(in, end);
+    s_.balance_cache();
     if (f->flags.sync || f->flags.dsync) {
       SysResult r = s_.fsync_file(*f, !f->flags.sync, offset / kPageSize, (end - 1) / kPageSize);
       if (!r.ok()) return r;
@@ -596,8 +647,10 @@ class RefProcess final : public Process {
       }
       std::memcpy(out.data() + (pos - offset), page->data.get() + in_page, n);
       page->touched |= f->bit();
+      page->last_use = ++s_.use_clock;
       pos += n;
     }
+    s_.balance_cache();
     return SysResult::success(int64_t(end - offset));
   }
 
@@ -778,6 +831,7 @@ nlohmann::json PageCache::environment() const {
           {"counters",
            {{"writeback_errors", st.writeback_errors},
             {"discarded_error_pages", st.discarded_error_pages},
+            {"evicted_under_pressure", s_->evicted_pages},
             {"error_bytes_held", st.error_bytes_held},
             {"device_writes", s_->device.writes()},
             {"device_flushes", s_->device.flushes()}}}};
@@ -848,6 +902,12 @@ SysResult PageCache::grow(uint64_t bytes, nlohmann::json& detail) {
 SysResult PageCache::memory_limit(uint64_t bytes) {
   s_->error_memory_limit = bytes;
   s_->enforce_error_limit();
+  return SysResult::success();
+}
+
+SysResult PageCache::cache_limit(uint64_t bytes) {
+  s_->cache_limit = bytes;
+  s_->balance_cache();
   return SysResult::success();
 }
 

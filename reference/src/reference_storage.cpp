@@ -31,7 +31,7 @@ std::unique_ptr<Storage> make_reference_storage(const std::string& policy, std::
 std::set<std::string> reference_capabilities() {
   return {"fault",         "fault:write",  "fault:read",      "fault:flush",   "fault:drop",
           "fault:hang",    "fault:data",   "fault:metadata",  "fault:device",  "thin-pool",
-          "memory-limit",  "drop-caches",  "writeback",       "remount",       "power-cut",
+          "memory-limit", "cache-limit",  "drop-caches",  "writeback",       "remount",       "power-cut",
           "read-back",     "second-process", "sync_file_range", "mmap",        "direct-io",
           "metadata",      "raw-device"};
 }

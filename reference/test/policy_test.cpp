@@ -224,6 +224,28 @@ TEST(ErrorMemoryLimit, OnlyTheProposedPolicyBoundsErrorPages) {
   EXPECT_EQ(rig.cache.stats().discarded_error_pages, 0u);
 }
 
+// Memory pressure evicts clean pages and writes back dirty ones; a page
+// kept dirty after a failed write stays (R1 "while memory allows").
+TEST(CacheLimit, PressureEvictsCleanPagesKeepsFailedDirtyOnes) {
+  for (const char* policy : {"proposed", "linux-4.17"}) {
+    SCOPED_TRACE(policy);
+    Rig rig(policy);
+    int a = rig.open();
+    ASSERT_TRUE(rig.write(a, "old", 0, 8192).ok());
+    ASSERT_EQ(rig.fsync(a), 0);
+    rig.fail_data("f", EIO);
+    ASSERT_TRUE(rig.write(a, "A", 0, 4096).ok());
+    EXPECT_EQ(rig.fsync(a), EIO);
+    ASSERT_TRUE(rig.cache.cache_limit(16384).ok());
+    int g = rig.open("g");
+    ASSERT_TRUE(rig.write(g, "G", 0, 65536).ok());
+    EXPECT_LE(rig.cache.stats().cached_pages, 4u + 1u) << "at most the limit, plus a page kept dirty";
+    const std::string want = std::string(policy) == "proposed" ? "A" : "old";
+    EXPECT_EQ(rig.read(a, 0, 4096), want);
+    EXPECT_EQ(rig.read(g, 0, 65536), "G") << "what pressure wrote back reads back from the device";
+  }
+}
+
 // FreeBSD treats ENXIO (device gone) as permanent: the buffer is dropped, the
 // error reported once, and the next fsync succeeds with nothing written.
 TEST(FreeBsd, EnxioDiscardsAndForgets) {

@@ -102,8 +102,10 @@ void run_once(uint64_t seed, int steps) {
       SysResult r = rig.proc(d.proc).open(file_name(d.file), {});
       ASSERT_TRUE(r.ok());
       d.fd = int(r.ret);
-    } else {
+    } else if (pick(2)) {
       ASSERT_TRUE(rig.cache.memory_limit(uint64_t(1 + pick(6)) * 4096).ok());
+    } else {  // memory pressure: clean pages evicted, dirty ones written back
+      ASSERT_TRUE(rig.cache.cache_limit(uint64_t(2 + pick(8)) * 4096).ok());
     }
   }
   rig.heal();

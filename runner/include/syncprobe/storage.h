@@ -102,6 +102,10 @@ class Storage {
   virtual SysResult thin_limit(uint64_t headroom, FaultMode when_full, nlohmann::json& detail) = 0;
   virtual SysResult grow(uint64_t bytes, nlohmann::json& detail) = 0;
   virtual SysResult memory_limit(uint64_t bytes) = 0; // cap on memory held by error pages
+  // Memory pressure: the cache may hold at most `bytes`; past it clean pages
+  // are evicted (oldest use first) and dirty ones written back so that they
+  // can be. ENOTSUP where the kernel cannot be told (real targets).
+  virtual SysResult cache_limit(uint64_t bytes) = 0;
   virtual SysResult drop_caches() = 0;                // evict clean pages (echo 1 > drop_caches)
   virtual SysResult writeback() = 0;                  // one pass of background writeback
   // Unmount cleanly and mount again. Fails with EBUSY while descriptors are open.

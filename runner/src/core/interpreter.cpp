@@ -216,6 +216,9 @@ class Interpreter {
       case StepKind::memory_limit:
         obs.result = storage_.memory_limit(s.size_arg("bytes"));
         return;
+      case StepKind::cache_limit:
+        obs.result = storage_.cache_limit(s.size_arg("bytes"));
+        return;
       case StepKind::remount:
         obs.result = storage_.remount();
         return;

@@ -78,6 +78,9 @@ constexpr std::array kGrowArgs = {
 constexpr std::array kMemArgs = {
     ArgSpec{"bytes", ArgType::size, true, "", "cap on memory held by pages in error"},
 };
+constexpr std::array kCacheArgs = {
+    ArgSpec{"bytes", ArgType::size, true, "", "memory the page cache may use"},
+};
 constexpr std::array kReadBackArgs = {
     ArgSpec{"file", ArgType::path, false, "f", "file to read from stable storage"},
     ArgSpec{"off", ArgType::size, false, "0", "file offset"},
@@ -120,6 +123,10 @@ constexpr std::array kSteps = {
     StepSpec{StepKind::grow, "grow", "thin pool: add space", kGrowArgs, false, "thin-pool"},
     StepSpec{StepKind::memory_limit, "memory_limit", "cap the memory held by pages in error",
              kMemArgs, false, "memory-limit"},
+    StepSpec{StepKind::cache_limit, "cache_limit",
+             "memory pressure: cap all cached pages; past it clean pages are evicted, oldest "
+             "first, and dirty ones written back",
+             kCacheArgs, false, "cache-limit"},
     StepSpec{StepKind::remount, "remount", "unmount cleanly and mount again", kNoArgs, false,
              "remount"},
     StepSpec{StepKind::power_cut, "power_cut",

@@ -231,6 +231,7 @@ class DmStorage final : public Storage {
   }
 
   SysResult memory_limit(uint64_t) override { return SysResult::failure(ENOTSUP); }
+  SysResult cache_limit(uint64_t) override { return SysResult::failure(ENOTSUP); }
   SysResult drop_caches() override { return drop_caches_all(); }
 
   SysResult writeback() override {

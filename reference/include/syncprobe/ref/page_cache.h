@@ -66,6 +66,7 @@ class PageCache : public Storage {
   SysResult thin_limit(uint64_t headroom, FaultMode when_full, nlohmann::json& detail) override;
   SysResult grow(uint64_t bytes, nlohmann::json& detail) override;
   SysResult memory_limit(uint64_t bytes) override;
+  SysResult cache_limit(uint64_t bytes) override;
   SysResult drop_caches() override;
   SysResult writeback() override;
   SysResult remount() override;

@@ -84,6 +84,14 @@ def test_console_kept_and_nothing_left(vm_run):
     assert summary["targets"]["vm:6.1:ext4"]["profile"]["cross_fd"] == "corrupts"
 
 
+def test_report_links_the_console(syncprobe, vm_run, tmp_path):
+    out, _, _ = vm_run
+    syncprobe("report", out, "-o", tmp_path / "site", check=True)
+    page = (tmp_path / "site" / "cases" / "vm_6.1_ext4" / "seed-single-writer.html").read_text()
+    assert 'href="../../targets/vm_6.1_ext4-console.txt"' in page
+    assert "syncprobe-init" in (tmp_path / "site" / "targets" / "vm_6.1_ext4-console.txt").read_text()
+
+
 def test_vm_status(syncprobe):
     proc = syncprobe("vm", "status", check=True)
     assert "vm 6.1:" in proc.stdout

@@ -389,6 +389,8 @@ std::string target_page(const Run& r, const std::string& t) {
   const json& tj = r.summary["targets"][t];
   std::string b = "<p><a href=\"../index.html\">← report</a></p><h1>" + html_escape(t) + "</h1><p>" + platform_cell(tj) + "</p>";
   b += "<details><summary>Environment</summary><pre>" + html_escape(tj["environment"].dump(2)) + "</pre></details>";
+  if (fs::exists(r.dir / t / "console.log"))
+    b += "<p><a href=\"" + target_slug(t) + "-console.txt\">The guest's console log</a></p>";
   auto table = [&](const std::string& key, const std::string& title, const std::string& verdict) {
     std::string s = "<h2 id=\"" + key + "\">" + html_escape(title) + ": <span class=\"" + value_class(verdict) + "\">" +
                     html_escape(verdict) + "</span></h2>";
@@ -478,7 +480,8 @@ std::string case_page(const Run& r, const std::string& t, const std::string& c) 
   if (env.contains("injector_log") && !env.value("injector_log", std::string()).empty())
     b += "<h2>Injector log</h2><pre>" + html_escape(env.value("injector_log", "")) + "</pre>";
   if (fs::exists(r.dir / t / "console.log"))
-    b += "<p>The guest's console is in the results directory: <code>" + html_escape(t) + "/console.log</code>.</p>";
+    b += "<p>The guest's console during the boot that ran this case: <a href=\"../../targets/" + target_slug(t) +
+         "-console.txt\">console log</a>.</p>";
   return page(c + " on " + t, b);
 }
 
@@ -633,6 +636,8 @@ int report_command(const ReportOptions& opts, std::ostream& out, std::ostream& e
     write_file(dir / "index.html", index_page(r));
     for (const auto& t : r.targets) {
       write_file(dir / "targets" / (target_slug(t) + ".html"), target_page(r, t));
+      if (fs::exists(r.dir / t / "console.log"))  // VM targets: the guest's console, kept beside
+        write_file(dir / "targets" / (target_slug(t) + "-console.txt"), read_file(r.dir / t / "console.log"));
       for (const auto& c : r.cases)
         if (!r.summary["targets"][t]["cases"][c].is_null()) write_file(dir / case_href(t, c), case_page(r, t, c));
     }

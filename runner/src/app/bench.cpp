@@ -152,7 +152,7 @@ json suite_figures(const std::string& run_dir) {
   const double wall = parse(out["finished_at"]) - parse(out["started_at"]);
   if (wall >= 0 && !out["finished_at"].get<std::string>().empty()) out["wall_s"] = wall;
   for (const auto& [t, info] : run["targets"].items()) {
-    double total = 0, boot = 0;
+    double total = 0, boot = 0, boot_only = 0;
     int n = 0;
     for (const auto& [c, cj] : run["cases"].items()) {
       std::ifstream rf(run_dir + "/" + result_path(t, c));
@@ -160,10 +160,12 @@ json suite_figures(const std::string& run_dir) {
       if (r.is_discarded() || r.value("status", "") == "skipped") continue;
       total += r.value("duration_ns", 0.0);
       boot = std::max(boot, r["environment"].value("boot_wall_s", 0.0));
+      boot_only = std::max(boot_only, r["environment"].value("boot_s", 0.0));
       ++n;
     }
     json t_out = {{"cases", n}, {"seconds_per_case", n ? total / n / 1e9 : 0.0}, {"seconds_total", total / 1e9}};
     if (boot > 0) t_out["vm_boot_and_run_wall_s"] = boot;
+    if (boot_only > 0) t_out["vm_boot_s"] = boot_only;
     out["targets"][t] = t_out;
   }
   return out;
@@ -258,8 +260,9 @@ int bench_command(const BenchOptions& opts, std::ostream& out, std::ostream& err
     if (bench["suite"].contains("wall_s"))
       out << fmt::format("suite: whole run {:.0f} s wall\n", bench["suite"]["wall_s"].get<double>());
     for (const auto& [t, s] : bench["suite"]["targets"].items())
-      out << fmt::format("suite: {:<24} {:.3f} s per case ({} cases)\n", t, s["seconds_per_case"].get<double>(),
-                         s["cases"].get<int>());
+      out << fmt::format("suite: {:<24} {:.3f} s per case ({} cases){}\n", t, s["seconds_per_case"].get<double>(),
+                         s["cases"].get<int>(),
+                         s.contains("vm_boot_s") ? fmt::format("; boot {:.1f} s", s["vm_boot_s"].get<double>()) : "");
   }
   bench["finished_at"] = now_iso8601();
   write_file_atomic(out_dir + "/bench.json", bench.dump(2));

@@ -30,7 +30,7 @@
 #include <sstream>
 #include <thread>
 
-#include "dm_capabilities.h"
+#include "syncprobe/dm_capabilities.h"
 #include "syncprobe/command.h"
 #include "syncprobe/commands.h"
 #include "syncprobe/interrupt.h"

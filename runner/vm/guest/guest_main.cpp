@@ -14,8 +14,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "dm_storage.h"
-#include "../dm_capabilities.h"
+#include "syncprobe/dm_capabilities.h"
+#include "syncprobe/dm_storage.h"
 #include "syncprobe/case.h"
 #include "syncprobe/interpreter.h"
 #include "syncprobe/linux_fs.h"
@@ -82,7 +82,7 @@ int main(int argc, char** argv) {
   const auto caps = dm_capabilities();
   for (const auto& jt : input.at("targets")) {
     const std::string name = jt.at("name");
-    guest::GuestFs gfs{jt.at("fs"), jt.value("options", "")};
+    DmFs gfs{jt.at("fs"), jt.value("options", "")};
     for (const Case& c : cases) {
       CaseResult r;
       r.case_id = c.id;
@@ -103,7 +103,7 @@ int main(int argc, char** argv) {
       } else {
         KernelLog klog;
         try {
-          auto storage = guest::make_dm_storage(gfs, need.count("thin-pool") > 0, timeout_ms);
+          auto storage = make_dm_storage(gfs, DmLayout{}, need.count("thin-pool") > 0, timeout_ms);
           r.environment = storage->environment();
           interpret(c, *storage, r);
         } catch (const std::exception& e) {

@@ -1,4 +1,4 @@
-#include "dm_storage.h"
+#include "syncprobe/dm_storage.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -18,13 +18,11 @@
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/posix_process.h"
 
-namespace syncprobe::guest {
+namespace syncprobe {
 namespace {
 
 using namespace std::chrono_literals;
 
-constexpr char kDisk[] = "/dev/vda";
-constexpr char kMount[] = "/mnt/sp";
 constexpr uint64_t kSector = 512;
 constexpr uint64_t kPlainBytes = 512ull << 20;     // plain stack: vda [0, 512M)
 constexpr uint64_t kThinMetaOffset = 1ull << 30;   // thin metadata: vda [1G, 1G+16M)
@@ -61,51 +59,57 @@ class CountingProcess;
 
 class DmStorage final : public Storage {
  public:
-  DmStorage(const GuestFs& gfs, bool thin, int step_timeout_ms)
-      : gfs_(gfs), thin_(thin), timeout_(step_timeout_ms) {
-    CommandResult r = run_program({"dmsetup", "remove_all", "--force"}, 60s);
-    (void)r;  // nothing to remove on a fresh guest
+  DmStorage(const DmFs& gfs, const DmLayout& layout, bool thin, int step_timeout_ms)
+      : gfs_(gfs), L_(layout), thin_(thin), timeout_(step_timeout_ms) {
+    remove_devices();  // what an earlier case of this stack left, if it could not clean up
     if (thin_) {
-      base_ = "/dev/mapper/sp-thin";
+      base_ = dev("thin");
       base_sectors_ = kThinVirtual / kSector;
       data_bytes_ = kThinDataInitial;
-      create("sp-meta", linear(kDisk, kThinMetaOffset / kSector, kThinMetaBytes / kSector));
-      must({"dd", "if=/dev/zero", "of=/dev/mapper/sp-meta", "bs=4096", "count=1"});
-      create("sp-data", linear(kDisk, kThinDataOffset / kSector, data_bytes_ / kSector));
-      create("sp-pool", pool_table(true));
-      must({"dmsetup", "message", "/dev/mapper/sp-pool", "0", "create_thin 0"});
-      create("sp-thin", "0 " + std::to_string(base_sectors_) + " thin /dev/mapper/sp-pool 0");
+      create(name("meta"), linear(L_.disk, kThinMetaOffset / kSector, kThinMetaBytes / kSector));
+      must({"dd", "if=/dev/zero", "of=" + dev("meta"), "bs=4096", "count=1"});
+      create(name("data"), linear(L_.disk, kThinDataOffset / kSector, data_bytes_ / kSector));
+      create(name("pool"), pool_table(true));
+      must({"dmsetup", "message", dev("pool"), "0", "create_thin 0"});
+      create(name("thin"), "0 " + std::to_string(base_sectors_) + " thin " + dev("pool") + " 0");
     } else {
-      base_ = kDisk;
+      base_ = L_.disk;
       base_sectors_ = kPlainBytes / kSector;
     }
-    create("sp-top", linear(base_, 0, base_sectors_));
-    must(mkfs_command(gfs_.fs, "/dev/mapper/sp-top"), 600s);
-    must({"mkdir", "-p", kMount});
+    create(name("top"), linear(base_, 0, base_sectors_));
+    must(mkfs_command(gfs_.fs, dev("top")), 600s);
+    must({"mkdir", "-p", L_.mount});
     SysResult m = mount();
     if (!m.ok()) throw std::runtime_error("mount failed: " + mount_error_);
   }
 
   ~DmStorage() override {
     kill_workers();
-    CommandResult r = run_program({"dmsetup", "resume", "sp-top"}, 30s);
-    r = run_program({"umount", kMount}, 60s);
-    if (!r.ok()) r = run_program({"umount", "-l", kMount}, 30s);
-    r = run_program({"dmsetup", "remove_all", "--force"}, 60s);
-    (void)r;
+    CommandResult r = run_program({"dmsetup", "resume", name("top")}, 30s);
+    r = run_program({"umount", L_.mount}, 60s);
+    if (!r.ok()) r = run_program({"umount", "-l", L_.mount}, 30s);
+    remove_devices();
+  }
+
+  // This stack's dm devices, top first; only names with the layout's prefix.
+  void remove_devices() {
+    for (const char* n : {"filler", "top", "thin", "pool", "data", "meta"}) {
+      CommandResult r = run_program({"dmsetup", "remove", "--force", name(n)}, 60s);
+      (void)r;  // absent: nothing to remove
+    }
   }
 
   std::string layer() const override { return layer_; }
 
   nlohmann::json environment() const override {
-    return {{"kind", "vm"},
+    return {{"kind", L_.kind},
             {"kernel", kernel_release()},
             {"fs", gfs_.fs},
             {"mount_options", gfs_.options},
             {"injector", thin_ ? "dm-thin, dm-flakey, dm-error" : "dm-flakey, dm-error"},
             {"measured", true},
             {"device", std::string("virtio-blk, device-mapper stack ") +
-                           (thin_ ? "sp-top over a thin volume" : "sp-top over /dev/vda")}};
+                           (thin_ ? "over a thin volume on " : "over ") + L_.disk}};
   }
 
   Process& process(const std::string& name) override;
@@ -116,7 +120,7 @@ class DmStorage final : public Storage {
     if (req.where != FaultRequest::Where::device) {
       std::string why;
       std::vector<ByteRange> ext;
-      const bool found = fiemap_extents(std::string(kMount) + "/" + req.file, ext, why);
+      const bool found = fiemap_extents(L_.mount + "/" + req.file, ext, why);
       detail["extents_from"] = "FIEMAP";
       if (!found && req.where == FaultRequest::Where::data) {
         detail["error"] = why;
@@ -155,9 +159,9 @@ class DmStorage final : public Storage {
     if (req.rule.mode == FaultMode::hang) {
       // Suspend without flushing: every I/O queues until heal resumes it.
       layer_ = "dm-suspend";
-      detail["dm"] = "dmsetup suspend --nolockfs --noflush sp-top";
+      detail["dm"] = "dmsetup suspend --nolockfs --noflush " + name("top");
       suspended_ = true;
-      must({"dmsetup", "suspend", "--nolockfs", "--noflush", "sp-top"});
+      must({"dmsetup", "suspend", "--nolockfs", "--noflush", name("top")});
       return SysResult::success();
     }
     layer_ = target == "error" ? "dm-error" : "dm-flakey";
@@ -170,7 +174,7 @@ class DmStorage final : public Storage {
           "dm has no per-I/O count: healed after the first call that reported an error";
       pending_count_ = true;
     }
-    load("sp-top", table);
+    load(name("top"), table);
     faulted_ = true;
     return SysResult::success();
   }
@@ -178,7 +182,7 @@ class DmStorage final : public Storage {
   SysResult heal() override {
     pending_count_ = false;
     if (suspended_ || faulted_) {
-      load("sp-top", linear(base_, 0, base_sectors_));
+      load(name("top"), linear(base_, 0, base_sectors_));
       suspended_ = faulted_ = false;
     }
     return SysResult::success();
@@ -187,7 +191,7 @@ class DmStorage final : public Storage {
   SysResult thin_limit(uint64_t headroom, FaultMode when_full, nlohmann::json& detail) override {
     if (!thin_) return SysResult::failure(ENOTSUP);
     layer_ = "dm-thin";
-    if (when_full == FaultMode::hang) load("sp-pool", pool_table(false));
+    if (when_full == FaultMode::hang) load(name("pool"), pool_table(false));
     const auto [used, total] = pool_usage();
     const uint64_t free_blocks = total - used;
     const uint64_t keep = headroom / (kThinBlockSectors * kSector);
@@ -195,11 +199,11 @@ class DmStorage final : public Storage {
     detail["pool_total_blocks"] = total;
     if (free_blocks <= keep) return SysResult::success();
     const uint64_t fill = free_blocks - keep;
-    must({"dmsetup", "message", "/dev/mapper/sp-pool", "0", "create_thin 1"});
-    create("sp-filler", "0 " + std::to_string(fill * kThinBlockSectors) +
-                            " thin /dev/mapper/sp-pool 1");
+    must({"dmsetup", "message", dev("pool"), "0", "create_thin 1"});
+    create(name("filler"), "0 " + std::to_string(fill * kThinBlockSectors) +
+                            " thin " + dev("pool") + " 1");
     // Allocate every block of the filler: the pool is then full.
-    int fd = ::open("/dev/mapper/sp-filler", O_WRONLY | O_DIRECT | O_CLOEXEC);
+    int fd = ::open(dev("filler").c_str(), O_WRONLY | O_DIRECT | O_CLOEXEC);
     if (fd < 0) return SysResult::failure(errno);
     void* buf = nullptr;
     const size_t chunk = kThinBlockSectors * kSector * 16;
@@ -224,8 +228,8 @@ class DmStorage final : public Storage {
     if (!thin_) return SysResult::failure(ENOTSUP);
     layer_ = "dm-thin";
     data_bytes_ = std::min(kThinDataMax, data_bytes_ + bytes);
-    load("sp-data", linear(kDisk, kThinDataOffset / kSector, data_bytes_ / kSector));
-    load("sp-pool", pool_table(true));
+    load(name("data"), linear(L_.disk, kThinDataOffset / kSector, data_bytes_ / kSector));
+    load(name("pool"), pool_table(true));
     detail["pool_data_bytes"] = data_bytes_;
     return SysResult::success();
   }
@@ -235,7 +239,7 @@ class DmStorage final : public Storage {
   SysResult drop_caches() override { return drop_caches_all(); }
 
   SysResult writeback() override {
-    int fd = ::open(kMount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int fd = ::open(L_.mount.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return SysResult::failure(errno);
     int r = ::syncfs(fd);  // sync_filesystem keeps each file's errseq unseen
     (void)r;               // background writeback tells nobody
@@ -244,7 +248,7 @@ class DmStorage final : public Storage {
   }
 
   SysResult remount() override {
-    CommandResult r = run_program({"umount", kMount}, std::chrono::milliseconds(timeout_) + 60s);
+    CommandResult r = run_program({"umount", L_.mount}, std::chrono::milliseconds(timeout_) + 60s);
     if (!r.ok()) return SysResult::failure(EBUSY);
     return mount();
   }
@@ -252,11 +256,11 @@ class DmStorage final : public Storage {
   SysResult power_cut() override {
     // fstests' way: from now on every write is dropped, then the filesystem
     // is unmounted and mounted again on the healthy table (recovery).
-    load("sp-top", render({{0, base_sectors_, "flakey-drop"}}));
+    load(name("top"), render({{0, base_sectors_, "flakey-drop"}}));
     kill_workers();
-    CommandResult r = run_program({"umount", kMount}, 120s);
-    if (!r.ok()) r = run_program({"umount", "-l", kMount}, 60s);
-    load("sp-top", linear(base_, 0, base_sectors_));
+    CommandResult r = run_program({"umount", L_.mount}, 120s);
+    if (!r.ok()) r = run_program({"umount", "-l", L_.mount}, 60s);
+    load(name("top"), linear(base_, 0, base_sectors_));
     faulted_ = suspended_ = false;
     return mount();
   }
@@ -266,7 +270,7 @@ class DmStorage final : public Storage {
     kill_workers();
     rb.result = remount();
     if (!rb.result.ok()) return rb;
-    int fd = ::open((std::string(kMount) + "/" + path).c_str(), O_RDONLY | O_CLOEXEC);
+    int fd = ::open((L_.mount + "/" + path).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
       rb.result = SysResult::failure(errno);
       return rb;
@@ -306,10 +310,13 @@ class DmStorage final : public Storage {
 
   std::string pool_table(bool error_if_no_space) const {
     return "0 " + std::to_string(data_bytes_ / kSector) +
-           " thin-pool /dev/mapper/sp-meta /dev/mapper/sp-data " +
+           " thin-pool " + dev("meta") + " " + dev("data") + " " +
            std::to_string(kThinBlockSectors) + " 0 " +
            (error_if_no_space ? "2 skip_block_zeroing error_if_no_space" : "1 skip_block_zeroing");
   }
+
+  std::string name(const std::string& n) const { return L_.prefix + n; }
+  std::string dev(const std::string& n) const { return "/dev/mapper/" + name(n); }
 
   static void create(const std::string& name, const std::string& table) {
     must({"dmsetup", "create", name, "--table", table});
@@ -324,7 +331,7 @@ class DmStorage final : public Storage {
   }
 
   std::pair<uint64_t, uint64_t> pool_usage() {
-    CommandResult r = run_program({"dmsetup", "status", "sp-pool"}, 30s);
+    CommandResult r = run_program({"dmsetup", "status", name("pool")}, 30s);
     // "0 <len> thin-pool <trans> <meta used>/<meta total> <data used>/<data total> ..."
     std::istringstream in(r.output);
     std::string s0, len, kind, trans, meta, data;
@@ -381,8 +388,8 @@ class DmStorage final : public Storage {
       argv.push_back("-o");
       argv.push_back(gfs_.options);
     }
-    argv.push_back("/dev/mapper/sp-top");
-    argv.push_back(kMount);
+    argv.push_back(dev("top"));
+    argv.push_back(L_.mount);
     CommandResult r = run_program(argv, std::chrono::milliseconds(timeout_) + 120s);
     if (r.timed_out) return SysResult::hang();
     if (!r.ok()) {
@@ -394,7 +401,8 @@ class DmStorage final : public Storage {
 
   void kill_workers();
 
-  GuestFs gfs_;
+  DmFs gfs_;
+  DmLayout L_;
   bool thin_;
   int timeout_;
   std::string base_;
@@ -411,8 +419,8 @@ class DmStorage final : public Storage {
 // Forwards to a real worker and lets a counted fault expire after an error.
 class CountingProcess final : public Process {
  public:
-  CountingProcess(DmStorage& s, int timeout_ms)
-      : s_(s), p_(kMount, std::chrono::milliseconds(timeout_ms)) {}
+  CountingProcess(DmStorage& s, const std::string& root, int timeout_ms)
+      : s_(s), p_(root, std::chrono::milliseconds(timeout_ms)) {}
   PosixProcess& worker() { return p_; }
 
   SysResult open(const std::string& path, const OpenFlags& f) override { return seen(p_.open(path, f)); }
@@ -444,7 +452,7 @@ class CountingProcess final : public Process {
 
 Process& DmStorage::process(const std::string& name) {
   auto& p = procs_[name];
-  if (!p) p = std::make_unique<CountingProcess>(*this, timeout_);
+  if (!p) p = std::make_unique<CountingProcess>(*this, L_.mount, timeout_);
   return *p;
 }
 
@@ -461,8 +469,9 @@ void DmStorage::kill_workers() {
 
 }  // namespace
 
-std::unique_ptr<Storage> make_dm_storage(const GuestFs& fs, bool thin, int step_timeout_ms) {
-  return std::make_unique<DmStorage>(fs, thin, step_timeout_ms);
+std::unique_ptr<Storage> make_dm_storage(const DmFs& fs, const DmLayout& layout, bool thin,
+                                         int step_timeout_ms) {
+  return std::make_unique<DmStorage>(fs, layout, thin, step_timeout_ms);
 }
 
-}  // namespace syncprobe::guest
+}  // namespace syncprobe

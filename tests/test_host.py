@@ -214,3 +214,23 @@ def test_a_hung_step_ends_the_case_and_the_run_goes_on(syncprobe, tmp_path):
     after = json.loads((tmp_path / "out" / "host:ext4" / "seed-single-writer.json").read_text())
     assert after["status"] == "completed", "the run goes on after a hung case"
     assert leftovers(scratch) == []
+
+
+def test_device_mapper_injector_where_the_kernel_has_it(syncprobe, tmp_path):
+    """SYNCPROBE_HOST_INJECTOR=dm: the VM targets' dm stack on a loop device
+    of the host. This machine's kernel has no device-mapper, so here the
+    target must say so; on one that has it, the seed case must run."""
+    import json
+    env = dict(os.environ, SYNCPROBE_SCRATCH=str(tmp_path / "scratch"), SYNCPROBE_HOST_INJECTOR="dm")
+    syncprobe("run", "--target", "host:ext4", "--case", "seed-single-writer", "--out", tmp_path / "out",
+              "--no-progress", env=env, check=True)
+    result, p = load_results(tmp_path / "out", "host:ext4", "seed-single-writer")
+    if not pathlib.Path("/dev/mapper/control").exists() or shutil.which("dmsetup") is None:
+        assert result["status"] == "skipped"
+        assert "no device-mapper" in result["reason"]
+        return
+    assert result["status"] == "completed", result["reason"]
+    assert p["report.first"]["errno"] == "EIO"
+    fault = next(o for o in result["steps"] if o["op"] == "fault")
+    assert "error_writes" in fault["detail"]["dm_table"]
+    assert leftovers(tmp_path / "scratch") == []

@@ -35,6 +35,8 @@
 #include <thread>
 
 #include "syncprobe/command.h"
+#include "syncprobe/dm_capabilities.h"
+#include "syncprobe/dm_storage.h"
 #include "syncprobe/errno_names.h"
 #include "syncprobe/interpreter.h"
 #include "syncprobe/linux_fs.h"
@@ -109,6 +111,17 @@ bool kernel_has_fs(const std::string& fs) {
   CommandResult r = run_program({"modprobe", fs}, 20s);
   (void)r;  // the check below says whether it worked
   return has();
+}
+
+// Which injector the host targets use: the FUSE block device (default), or
+// device-mapper where the kernel has it and SYNCPROBE_HOST_INJECTOR=dm.
+bool use_dm() {
+  const char* e = std::getenv("SYNCPROBE_HOST_INJECTOR");
+  return e && std::string(e) == "dm";
+}
+
+bool host_has_dm() {
+  return access("/dev/mapper/control", R_OK | W_OK) == 0 && !find_program("dmsetup").empty();
 }
 
 bool pid_alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
@@ -547,6 +560,9 @@ class HostTarget final : public Target {
     if (blockdev_program().empty())
       return {false, "syncprobe-blockdev not built (scripts/build) or not in PATH"};
     if (find_program("losetup").empty()) return {false, "losetup missing: apt-get install util-linux"};
+    if (use_dm() && !host_has_dm())
+      return {false, "SYNCPROBE_HOST_INJECTOR=dm but this kernel has no device-mapper "
+                     "(/dev/mapper/control) or dmsetup is missing"};
     const std::string mkfs = mkfs_command(h_.fs, "x").front();
     if (find_program(mkfs).empty())
       return {false, mkfs + " missing: install the " + h_.fs + " tools (scripts/setup)"};
@@ -555,6 +571,7 @@ class HostTarget final : public Target {
   }
 
   std::set<std::string> capabilities() const override {
+    if (use_dm()) return dm_capabilities();
     return {"fault",       "fault:write",    "fault:read",      "fault:flush", "fault:drop",
             "fault:hang",  "fault:data",     "fault:metadata",  "fault:device", "thin-pool",
             "drop-caches", "writeback",      "remount",         "power-cut",   "read-back",
@@ -563,7 +580,9 @@ class HostTarget final : public Target {
 
   nlohmann::json environment() const override {
     return {{"kind", "host"},     {"kernel", kernel_release()}, {"fs", h_.fs},
-            {"mount_options", h_.options}, {"injector", "fuse-blockdev"}, {"measured", true}};
+            {"mount_options", h_.options},
+            {"injector", use_dm() ? "dm-flakey, dm-error, dm-thin" : "fuse-blockdev"},
+            {"measured", true}};
   }
 
   CaseResult run(const Case& c, const RunContext& ctx) override {
@@ -582,13 +601,17 @@ class HostTarget final : public Target {
     const std::string dir = ctx.scratch_dir + "/" + slug + "/" + c.id;
     try {
       mark_owner(ctx.scratch_dir);
-      const std::string tmpl = ensure_template(ctx.scratch_dir);
-      auto storage = std::make_unique<HostStorage>(h_, tmpl, dir, ctx.step_timeout);
-      r.environment = storage->environment();
-      interpret(c, *storage, r);
-      if (!storage->teardown()) {
-        r.status = CaseStatus::error;
-        r.reason = "cleanup failed: the mount or loop device stayed busy";
+      const std::string tmpl = use_dm() ? std::string() : ensure_template(ctx.scratch_dir);
+      if (use_dm()) {
+        run_on_dm(c, ctx, dir, r);
+      } else {
+        auto storage = std::make_unique<HostStorage>(h_, tmpl, dir, ctx.step_timeout);
+        r.environment = storage->environment();
+        interpret(c, *storage, r);
+        if (!storage->teardown()) {
+          r.status = CaseStatus::error;
+          r.reason = "cleanup failed: the mount or loop device stayed busy";
+        }
       }
     } catch (const std::exception& e) {
       r.status = CaseStatus::error;
@@ -609,6 +632,38 @@ class HostTarget final : public Target {
   }
 
  private:
+  // Device-mapper instead of the FUSE device: a loop device over a sparse
+  // image of the run's own carries the same dm stack the VM guests use; its
+  // dm names carry the run id so that a later run can find them.
+  void run_on_dm(const Case& c, const RunContext& ctx, const std::string& dir, CaseResult& r) {
+    fs::create_directories(dir + "/mnt");
+    const std::string image = dir + "/disk.img";
+    { std::ofstream(image, std::ios::trunc); }
+    fs::resize_file(image, 4ull << 30);
+    CommandResult lo = run_program({"losetup", "--find", "--show", image}, 30s);
+    if (!lo.ok()) throw std::runtime_error(lo.describe({"losetup", "--find", "--show", image}));
+    const std::string loop = lo.output.substr(0, lo.output.find('\n'));
+    static int serial = 0;
+    DmLayout layout{loop, dir + "/mnt", "syncprobe-" + ctx.run_id + "-" + std::to_string(++serial) + "-",
+                    "host"};
+    try {
+      auto storage = make_dm_storage(DmFs{h_.fs, h_.options}, layout,
+                                     c.capabilities().count("thin-pool") > 0,
+                                     int(ctx.step_timeout.count()));
+      r.environment = storage->environment();
+      interpret(c, *storage, r);
+    } catch (...) {
+      CommandResult d = run_program({"losetup", "-d", loop}, 30s);
+      (void)d;
+      throw;
+    }
+    CommandResult d = run_program({"losetup", "-d", loop}, 30s);
+    if (!d.ok()) {
+      r.status = CaseStatus::error;
+      r.reason = "cleanup failed: " + d.describe({"losetup", "-d", loop});
+    }
+  }
+
   // The run's scratch directory carries the runner's pid, so a later run can
   // tell a live run's storage from a killed one's.
   static void mark_owner(const std::string& scratch) {
@@ -668,7 +723,22 @@ void host_cleanup_stale(const std::string& scratch_root, std::ostream& log) {
       log << "syncprobe: removed a stale mount " << m << "\n";
       found = true;
     }
-    // 2. loop devices over files of that run
+    // 2. device-mapper devices of that run (host targets with SYNCPROBE_HOST_INJECTOR=dm)
+    if (host_has_dm()) {
+      const std::string prefix = "syncprobe-" + entry.path().filename().string() + "-";
+      for (int pass = 0; pass < 3; ++pass) {  // stacked devices go top first
+        CommandResult ls = run_program({"dmsetup", "ls"}, 30s);
+        std::istringstream in(ls.output);
+        for (std::string line; std::getline(in, line);) {
+          const std::string dmname = line.substr(0, line.find_first_of(" \t"));
+          if (dmname.rfind(prefix, 0) != 0) continue;
+          CommandResult rm = run_program({"dmsetup", "remove", "--force", dmname}, 30s);
+          if (rm.ok()) log << "syncprobe: removed a stale dm device " << dmname << "\n";
+          found = true;
+        }
+      }
+    }
+    // 3. loop devices over files of that run
     for (const auto& dev : fs::directory_iterator("/sys/block", ec)) {
       const std::string name = dev.path().filename().string();
       if (name.rfind("loop", 0) != 0) continue;
@@ -680,7 +750,7 @@ void host_cleanup_stale(const std::string& scratch_root, std::ostream& log) {
           << (r.ok() ? "" : " (failed: " + r.output + ")") << "\n";
       found = true;
     }
-    // 3. block device daemons serving files of that run
+    // 4. block device daemons serving files of that run
     for (const auto& p : fs::directory_iterator("/proc", ec)) {
       const std::string spid = p.path().filename().string();
       if (spid.find_first_not_of("0123456789") != std::string::npos) continue;
@@ -693,7 +763,7 @@ void host_cleanup_stale(const std::string& scratch_root, std::ostream& log) {
       log << "syncprobe: killed a stale block device daemon (pid " << spid << ")\n";
       found = true;
     }
-    // 4. their FUSE mounts, then the files
+    // 5. their FUSE mounts, then the files
     for (const auto& m : mounts_under(dir)) {
       CommandResult r = run_program({"umount", "-l", m}, 30s);
       (void)r;

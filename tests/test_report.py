@@ -177,7 +177,7 @@ def test_renders_in_chromium(runs, tmp_path):
     # which it contacts whatever page it shows.
     log = netlog.read_text(errors="replace")
     urls = set(re.findall(r'"url":"([^"]+)"', log))
-    browser_own = re.compile(r"^https?://([a-z0-9-]+\.)*(google\.com|googleapis\.com|gstatic\.com|gvt1\.com)/")
+    browser_own = re.compile(r"^https?://([a-z0-9-]+\.)*(google\.com|googleapis\.com|googleusercontent\.com|gstatic\.com|gvt1\.com)/")
     remote = [u for u in urls if not u.startswith(("file:", "data:", "chrome:", "about:"))
               and not browser_own.match(u)]
     assert remote == [], remote

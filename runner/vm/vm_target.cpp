@@ -161,6 +161,12 @@ std::string newest_package(const std::string& series, const std::vector<std::str
 int fetch_kernel(const std::string& series, std::ostream& out, std::ostream& err) {
   std::vector<std::string> opts;
   std::string pkg = newest_package(series, opts);
+  if (pkg.empty() && geteuid() == 0) {
+    // Package lists may be missing or stale on a fresh machine.
+    CommandResult u = run_program({"apt-get", "update", "-qq"}, 600s);
+    if (!u.ok()) err << "syncprobe vm fetch: " << u.describe({"apt-get", "update"}) << "\n";
+    pkg = newest_package(series, opts);
+  }
   if (pkg.empty()) {
     opts = backports_apt_options();
     std::vector<std::string> update = {"apt-get"};

@@ -1,546 +1,26 @@
+// The reference behind the runner's Storage/Process seam: each Process is a
+// descriptor table over the shared model (cache_model.h).
 #include "syncprobe/ref/page_cache.h"
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <map>
-#include <sstream>
-#include <unordered_map>
-#include <vector>
 
-#include "fiu_points.h"
+#include "cache_model.h"
 #include "syncprobe/errno_names.h"
 
 namespace syncprobe::ref {
-namespace {
-
-// Page flags, named as in the kernel.
-constexpr uint32_t PG_uptodate = 1u << 0;
-constexpr uint32_t PG_dirty = 1u << 1;
-constexpr uint32_t PG_error = 1u << 2;
-
-// Legacy mapping flags (Linux before errseq, and still set for legacy callers).
-constexpr uint32_t AS_EIO = 1u << 0;
-constexpr uint32_t AS_ENOSPC = 1u << 1;
-
-constexpr uint64_t kRootIno = 1;
-constexpr uint64_t kRawIno = 0;
-constexpr int kNoSlot = -1;  // more than 64 descriptors: treated as touching every page
-
-struct Page {
-  std::unique_ptr<std::byte[]> data;  // kPageSize bytes
-  uint64_t touched = 0;               // slots of the descriptors that read or wrote it
-  uint64_t error_age = 0;             // when it entered PG_error (R7 discards the oldest)
-  uint32_t flags = 0;
-  uint32_t last_use = 0;              // for eviction under a cache limit, oldest first
-  bool has(uint32_t f) const { return flags & f; }
-};
-
-// The pages of one mapping: 64-page chunks in index order, so a cached page
-// costs its Page (32 bytes) and a share of its chunk rather than a hash
-// node, and walks come out in index order without sorting.
-class PageMap {
- public:
-  Page* find(uint64_t index) {
-    auto it = chunks_.find(index / 64);
-    if (it == chunks_.end() || !(it->second->present & bit(index))) return nullptr;
-    return &it->second->pages[index % 64];
-  }
-  Page& get(uint64_t index) {  // creates an empty page if absent
-    auto& c = chunks_[index / 64];
-    if (!c) c = std::make_unique<Chunk>();
-    if (!(c->present & bit(index))) {
-      c->present |= bit(index);
-      ++size_;
-    }
-    return c->pages[index % 64];
-  }
-  void erase(uint64_t index) {
-    auto it = chunks_.find(index / 64);
-    if (it == chunks_.end() || !(it->second->present & bit(index))) return;
-    it->second->pages[index % 64] = Page{};
-    it->second->present &= ~bit(index);
-    --size_;
-    if (!it->second->present) chunks_.erase(it);
-  }
-  // f(index, Page&) for every page, in index order. f must not add or erase.
-  template <typename F>
-  void for_each(F f) {
-    for (auto& [ci, c] : chunks_)
-      for (uint64_t m = c->present; m; m &= m - 1) {
-        const int i = __builtin_ctzll(m);
-        f(ci * 64 + uint64_t(i), c->pages[i]);
-      }
-  }
-  template <typename P>
-  void erase_if(P pred) {
-    std::vector<uint64_t> doomed;
-    for_each([&](uint64_t index, Page& page) {
-      if (pred(page)) doomed.push_back(index);
-    });
-    for (uint64_t index : doomed) erase(index);
-  }
-  void clear() {
-    chunks_.clear();
-    size_ = 0;
-  }
-  size_t size() const { return size_; }
-  bool empty() const { return size_ == 0; }
-
- private:
-  static uint64_t bit(uint64_t index) { return 1ull << (index % 64); }
-  struct Chunk {
-    uint64_t present = 0;
-    Page pages[64];
-  };
-  std::map<uint64_t, std::unique_ptr<Chunk>> chunks_;
-  size_t size_ = 0;
-};
-
-struct File;
-
-struct Inode {
-  uint64_t ino = 0;
-  bool is_dir = false;
-  bool raw = false;
-  uint64_t size = 0;
-  bool meta_dirty = false;  // timestamps, size or name not yet committed: fsync commits
-  bool size_dirty = false;  // size or name not yet committed: fdatasync commits too
-  PageMap mapping;
-  errseq_t wb_err = 0;
-  uint32_t as_flags = 0;
-  int vnode_error = 0;
-  std::vector<File*> files;  // open file descriptions
-  uint64_t used_slots = 0;
-
-  uint64_t block_of(uint64_t index) const {
-    return raw ? index : kDataRegionBlock + ino * kBlocksPerFile + index;
-  }
-  uint64_t max_pages() const { return raw ? kRawDeviceBytes / kPageSize : kBlocksPerFile; }
-};
-
-struct File {
-  Inode* inode = nullptr;
-  OpenFlags flags;
-  errseq_t wb_cursor = 0;  // f_wb_err
-  int slot = kNoSlot;
-  bool gone_bad = false;   // R3: data it touched was discarded
-  uint64_t bit() const { return slot == kNoSlot ? ~0ull : (1ull << slot); }
-};
-
-// What one pass of writeback over some pages met.
-struct Writeback {
-  int first_err = 0;
-  int first_err_touched = 0;  // among pages the reporting descriptor touched
-  bool hung = false;
-  std::vector<std::pair<Inode*, uint64_t>> written;  // pages written successfully
-};
-
-}  // namespace
-
-class RefProcess;
-
-struct PageCache::State {
-  std::unique_ptr<Policy> policy;
-  SimDevice device;
-  std::map<uint64_t, std::unique_ptr<Inode>> inodes;  // in-core inodes
-  std::map<std::string, uint64_t> names;              // the namespace: path -> ino
-  uint64_t next_ino = 2;
-  bool journal_dirty = false;                          // some name or inode not committed
-  std::vector<std::unique_ptr<File>> files;
-  std::map<std::string, std::unique_ptr<RefProcess>> processes;
-  std::optional<uint64_t> error_memory_limit;
-  std::optional<uint64_t> cache_limit;  // memory pressure: bytes all cached pages may use
-  uint32_t use_clock = 0;
-  uint64_t evicted_pages = 0;
-  uint64_t error_clock = 0;
-  uint64_t discarded_error_pages = 0;
-  uint64_t writeback_errors = 0;
-
-  // ---- namespace and metadata ----------------------------------------------
-
-  Inode& inode(uint64_t ino) {
-    auto& slot = inodes[ino];
-    if (!slot) {
-      slot = std::make_unique<Inode>();
-      slot->ino = ino;
-      slot->is_dir = ino == kRootIno;
-      slot->raw = ino == kRawIno;
-      slot->size = slot->raw ? kRawDeviceBytes : committed_size(ino);
-    }
-    return *slot;
-  }
-
-  std::string serialize_namespace() const {
-    std::ostringstream body;
-    body << "next " << next_ino << "\n";
-    for (const auto& [path, ino] : names) {
-      auto it = inodes.find(ino);
-      const uint64_t size = it != inodes.end() ? it->second->size : committed_size(ino);
-      body << "f " << ino << " " << size << " " << path << "\n";
-    }
-    const std::string b = body.str();
-    return "SPNS1 " + std::to_string(b.size()) + "\n" + b;
-  }
-
-  // Sizes of inodes not in core come from the last commit (kept on load).
-  std::map<uint64_t, uint64_t> loaded_sizes;
-  uint64_t committed_size(uint64_t ino) const {
-    auto it = loaded_sizes.find(ino);
-    return it == loaded_sizes.end() ? 0 : it->second;
-  }
-
-  // Writes the namespace to the metadata blocks and flushes: a journal commit.
-  IoResult commit_metadata() {
-    const std::string text = serialize_namespace();
-    const uint64_t blocks = (text.size() + kBlockSize - 1) / kBlockSize;
-    if (blocks > kMetadataBlocks) return {ENOSPC, false};
-    std::vector<std::byte> buf(kBlockSize);
-    for (uint64_t b = 0; b < blocks; ++b) {
-      std::fill(buf.begin(), buf.end(), std::byte{0});
-      const size_t n = std::min<size_t>(kBlockSize, text.size() - b * kBlockSize);
-      std::memcpy(buf.data(), text.data() + b * kBlockSize, n);
-      if (IoResult r = device.write(b, buf); !r.ok()) return r;
-    }
-    if (IoResult r = device.flush(); !r.ok()) return r;
-    journal_dirty = false;
-    for (auto& [ino, in] : inodes) {
-      in->meta_dirty = in->size_dirty = false;
-      loaded_sizes[ino] = in->size;
-    }
-    return {};
-  }
-
-  // Reads the namespace back from the metadata blocks (mount).
-  IoResult mount() {
-    inodes.clear();
-    names.clear();
-    loaded_sizes.clear();
-    journal_dirty = false;
-    std::vector<std::byte> buf(kBlockSize);
-    if (IoResult r = device.read(0, buf); !r.ok()) return r;
-    std::string text(reinterpret_cast<const char*>(buf.data()), kBlockSize);
-    size_t len = 0;
-    if (std::sscanf(text.c_str(), "SPNS1 %zu", &len) != 1) return {EUCLEAN, false};
-    const size_t header = text.find('\n') + 1;
-    const size_t total = header + len;
-    for (uint64_t b = 1; b * kBlockSize < total; ++b) {
-      if (IoResult r = device.read(b, buf); !r.ok()) return r;
-      text.append(reinterpret_cast<const char*>(buf.data()), kBlockSize);
-    }
-    std::istringstream in(text.substr(header, len));
-    std::string kind;
-    while (in >> kind) {
-      if (kind == "next") {
-        in >> next_ino;
-      } else if (kind == "f") {
-        uint64_t ino = 0, size = 0;
-        std::string path;
-        in >> ino >> size;
-        in.get();
-        std::getline(in, path);
-        names[path] = ino;
-        loaded_sizes[ino] = size;
-      }
-    }
-    return {};
-  }
-
-  Inode* lookup(const std::string& path) {
-    auto it = names.find(path);
-    if (it == names.end()) return nullptr;
-    return &inode(it->second);
-  }
-
-  // ---- errors and page fate ---------------------------------------------------
-
-  // Remembers a writeback error where the policy keeps it (mapping_set_error).
-  void record_error(Inode& in, int err) {
-    ++writeback_errors;
-    switch (policy->error_memory()) {
-      case ErrorMemory::as_flags:
-        in.as_flags |= err == ENOSPC ? AS_ENOSPC : AS_EIO;
-        break;
-      case ErrorMemory::errseq:
-        errseq_set(in.wb_err, err);
-        in.as_flags |= err == ENOSPC ? AS_ENOSPC : AS_EIO;  // for legacy callers
-        break;
-      case ErrorMemory::vnode_sticky:
-        in.vnode_error = err;
-        break;
-      case ErrorMemory::none:
-        break;
-    }
-  }
-
-  // Drops a page that held data never written: every descriptor that touched
-  // it goes bad when the policy bounds error pages (R3).
-  void discard_page(Inode& in, uint64_t index) {
-    Page* page = in.mapping.find(index);
-    if (!page) return;
-    if (policy->bounds_error_pages())
-      for (File* f : in.files)
-        if (page->touched & f->bit()) f->gone_bad = true;
-    in.mapping.erase(index);
-  }
-
-  // R7: past the limit, the oldest pages held in error are discarded.
-  void enforce_error_limit() {
-    if (!policy->bounds_error_pages() || !error_memory_limit) return;
-    for (;;) {
-      uint64_t held = 0;
-      Inode* oldest_inode = nullptr;
-      uint64_t oldest_index = 0, oldest_age = UINT64_MAX;
-      for (auto& [ino, in] : inodes)
-        in->mapping.for_each([&](uint64_t index, Page& page) {
-          if (page.has(PG_error) && page.has(PG_dirty)) {
-            held += kPageSize;
-            if (page.error_age < oldest_age) {
-              oldest_age = page.error_age;
-              oldest_inode = in.get();
-              oldest_index = index;
-            }
-          }
-        });
-      if (held <= *error_memory_limit || !oldest_inode) return;
-      discard_page(*oldest_inode, oldest_index);
-      ++discarded_error_pages;
-    }
-  }
-
-  // Memory pressure: past the cache limit, clean pages go first (oldest use
-  // first), then dirty ones are written back, oldest first, and go once
-  // clean. A page the policy keeps dirty after a failed write stays.
-  void balance_cache() {
-    if (!cache_limit) return;
-    struct Candidate {
-      uint32_t last_use;
-      bool dirty;
-      Inode* inode;
-      uint64_t index;
-    };
-    std::vector<Candidate> all;
-    for (auto& [ino, in] : inodes)
-      in->mapping.for_each([&](uint64_t index, Page& page) {
-        all.push_back({page.last_use, page.has(PG_dirty), in.get(), index});
-      });
-    uint64_t held = all.size() * kPageSize;
-    if (held <= *cache_limit) return;
-    std::sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) {
-      return a.dirty != b.dirty ? !a.dirty : a.last_use < b.last_use;
-    });
-    for (const Candidate& c : all) {
-      if (held <= *cache_limit) return;
-      Page* page = c.inode->mapping.find(c.index);
-      if (!page) {  // discarded meanwhile (a failed write under a discarding policy)
-        held -= kPageSize;
-        continue;
-      }
-      if (page->has(PG_dirty)) {
-        IoResult r = writepage(*c.inode, c.index);  // background writeback: nobody is told
-        if (r.hung) return;
-        page = c.inode->mapping.find(c.index);
-        if (!page) {
-          held -= kPageSize;
-          continue;
-        }
-        if (page->has(PG_dirty)) continue;  // kept dirty: it cannot go
-      }
-      c.inode->mapping.erase(c.index);
-      ++evicted_pages;
-      held -= kPageSize;
-    }
-  }
-
-  // Writes one dirty page. On failure the policy decides what becomes of it.
-  IoResult writepage(Inode& in, uint64_t index) {
-    Page& page = *in.mapping.find(index);
-    IoResult r;
-    if (int err = fiu_point_errno("reference/writeback/submit")) {
-      device.count_hit("libfiu");
-      r = {err, false};
-    } else {
-      r = device.write(in.block_of(index), {page.data.get(), kPageSize});
-    }
-    if (r.hung) return r;
-    if (r.ok()) {
-      page.flags &= ~(PG_dirty | PG_error);
-      return r;
-    }
-    if (!page.has(PG_error) || policy->records_repeated_failures()) record_error(in, r.err);
-    switch (policy->on_writeback_error(r.err)) {
-      case FailedPage::clean_kept:
-        page.flags = (page.flags & ~PG_dirty) | PG_error;
-        break;
-      case FailedPage::discard:
-        in.mapping.erase(index);  // not "gone bad": the policy has no such notion
-        break;
-      case FailedPage::redirty:
-        if (!page.has(PG_error)) page.error_age = ++error_clock;
-        page.flags |= PG_dirty | PG_error;
-        enforce_error_limit();
-        break;
-    }
-    return r;
-  }
-
-  // Writes the dirty pages of `in` within [first, last] in index order.
-  // `reporter`: the descriptor whose fsync this is (its failures are noted
-  // apart in first_err_touched), or nullptr.
-  void writeback_inode(Inode& in, const File* reporter, Writeback& wb, uint64_t first = 0,
-                       uint64_t last = UINT64_MAX) {
-    std::vector<uint64_t> dirty;
-    in.mapping.for_each([&](uint64_t index, Page& page) {
-      if (page.has(PG_dirty) && index >= first && index <= last) dirty.push_back(index);
-    });
-    for (uint64_t index : dirty) {
-      Page* page = in.mapping.find(index);
-      if (!page) continue;  // discarded by the R7 limit meanwhile
-      const bool touched = reporter && (page->touched & reporter->bit());
-      IoResult r = writepage(in, index);
-      if (r.hung) {
-        wb.hung = true;
-        return;
-      }
-      if (!r.ok()) {
-        if (!wb.first_err) wb.first_err = r.err;
-        if (touched && !wb.first_err_touched) wb.first_err_touched = r.err;
-      } else {
-        wb.written.emplace_back(&in, index);
-      }
-    }
-  }
-
-  // Background writeback, sync(2) and syncfs(2): every dirty page, the
-  // journal, a flush. Returns the first error met.
-  SysResult write_everything() {
-    Writeback wb;
-    for (auto& [ino, in] : inodes) {
-      writeback_inode(*in, nullptr, wb);
-      if (wb.hung) return SysResult::hang();
-    }
-    int err = wb.first_err;
-    if (journal_dirty) {
-      IoResult m = commit_metadata();
-      if (m.hung) return SysResult::hang();
-      if (!err) err = m.err;
-    } else {
-      IoResult f = device.flush();
-      if (f.hung) return SysResult::hang();
-      if (!err) err = f.err;
-    }
-    return err ? SysResult::failure(err) : SysResult::success();
-  }
-
-  // What the policy has remembered for this descriptor (and, for the
-  // check-and-clear kinds, forgets it).
-  int check_error_memory(File& f) {
-    Inode& in = *f.inode;
-    switch (policy->error_memory()) {
-      case ErrorMemory::as_flags: {
-        const uint32_t flags = std::exchange(in.as_flags, 0);  // filemap_check_errors
-        return flags & AS_ENOSPC ? ENOSPC : flags & AS_EIO ? EIO : 0;
-      }
-      case ErrorMemory::errseq: {
-        in.as_flags = 0;  // file_check_and_advance_wb_err clears the legacy flags too
-        return errseq_check_and_advance(in.wb_err, f.wb_cursor);
-      }
-      case ErrorMemory::vnode_sticky:
-        return in.vnode_error;
-      case ErrorMemory::none:
-        return 0;
-    }
-    return 0;
-  }
-
-  // fsync, fdatasync, O_SYNC writes and msync: write the file's pages in
-  // scope, flush the device, commit the inode if needed, report.
-  SysResult fsync_file(File& f, bool datasync, uint64_t first = 0, uint64_t last = UINT64_MAX) {
-    Inode& in = *f.inode;
-    if (in.is_dir) {
-      IoResult m = journal_dirty ? commit_metadata() : device.flush();
-      if (m.hung) return SysResult::hang();
-      return m.ok() ? SysResult::success() : SysResult::failure(m.err);
-    }
-    Writeback wb;
-    writeback_inode(in, &f, wb, first, last);
-    if (wb.hung) return SysResult::hang();
-    const int own_err = policy->fsync_reports_touched_only() ? wb.first_err_touched : wb.first_err;
-    int err = 0;
-    const bool needs_commit = !in.raw && (datasync ? in.size_dirty : in.meta_dirty);
-    IoResult sync = (!own_err && needs_commit) ? commit_metadata() : device.flush();
-    if (sync.hung) return SysResult::hang();
-    if (!sync.ok() && policy->on_writeback_error(sync.err) == FailedPage::redirty) {
-      // The device may not hold what it acknowledged: keep those pages dirty.
-      for (auto [inode, index] : wb.written)
-        if (Page* page = inode->mapping.find(index)) page->flags |= PG_dirty;
-    }
-    const int remembered = check_error_memory(f);
-    err = remembered ? remembered : own_err;
-    if (!err) err = sync.err;
-    if (f.gone_bad) err = EIO;
-    return err ? SysResult::failure(err) : SysResult::success();
-  }
-
-  // ---- descriptors --------------------------------------------------------------
-
-  File* open_file(Inode& in, const OpenFlags& flags) {
-    auto f = std::make_unique<File>();
-    f->inode = &in;
-    f->flags = flags;
-    f->wb_cursor = policy->sample_at_open(in.wb_err);
-    for (int s = 0; s < 64; ++s)
-      if (!(in.used_slots & (1ull << s))) {
-        f->slot = s;
-        in.used_slots |= 1ull << s;
-        break;
-      }
-    in.files.push_back(f.get());
-    files.push_back(std::move(f));
-    return files.back().get();
-  }
-
-  void release_file(File* f) {
-    Inode& in = *f->inode;
-    if (f->slot != kNoSlot) {
-      const uint64_t bit = 1ull << f->slot;
-      in.mapping.for_each([bit](uint64_t, Page& page) { page.touched &= ~bit; });
-      in.used_slots &= ~bit;
-    }
-    std::erase(in.files, f);
-    if (in.files.empty() && policy->error_memory() == ErrorMemory::vnode_sticky)
-      in.vnode_error = 0;  // the vnode is released
-    std::erase_if(files, [f](const auto& p) { return p.get() == f; });
-  }
-
-  // Reads page `index` into the cache if it is not there. Pages beyond the
-  // device's data read as zeros.
-  IoResult fill_page(Inode& in, uint64_t index, Page*& out) {
-    if (Page* cached = in.mapping.find(index); cached && cached->has(PG_uptodate)) {
-      out = cached;
-      return {};
-    }
-    auto data = std::make_unique_for_overwrite<std::byte[]>(kPageSize);
-    IoResult r = device.read(in.block_of(index), {data.get(), kPageSize});
-    if (!r.ok()) return r;
-    Page& page = in.mapping.get(index);
-    page.data = std::move(data);
-    page.flags |= PG_uptodate;
-    page.last_use = ++use_clock;
-    out = &page;
-    return {};
-  }
-
-  void drop_all_descriptors();
-};
 
 // One process's descriptor table over the shared cache.
 class RefProcess final : public Process {
  public:
   explicit RefProcess(PageCache::State& s) : s_(s) {}
 
-  void forget_all() { fds_.clear(); }
-  bool has_open() const { return !fds_.empty(); }
+  void forget_all() {
+    fds_.clear();
+    open_ = 0;
+  }
+  bool has_open() const { return open_ != 0; }
 
   SysResult open(const std::string& path, const OpenFlags& flags) override {
     Inode* in = nullptr;
@@ -570,14 +50,17 @@ class RefProcess final : public Process {
     }
     File* f = s_.open_file(*in, flags);
     const int fd = next_fd_++;
-    fds_[fd] = f;
+    if (size_t(fd) >= fds_.size()) fds_.resize(size_t(fd) + 1);
+    fds_[size_t(fd)] = f;
+    ++open_;
     return SysResult::success(fd);
   }
 
   SysResult close(int fd) override {
     File* f = file(fd);
     if (!f) return SysResult::failure(EBADF);
-    fds_.erase(fd);
+    fds_[size_t(fd)] = nullptr;
+    --open_;
     s_.release_file(f);
     return SysResult::success();
   }
@@ -596,24 +79,23 @@ class RefProcess final : public Process {
       for (uint64_t pos = offset; pos < end;) {
         const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
         const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
-        Page* page = nullptr;
+        PageMap::Page page;
         if (n == kPageSize) {
-          Page& p = in.mapping.get(index);
-          if (!p.data) p.data = std::make_unique_for_overwrite<std::byte[]>(kPageSize);
-          p.flags |= PG_uptodate;
-          page = &p;
-        } else if (IoResult r = s_.fill_page(in, index, page); !r.ok()) {
-          return r.hung ? SysResult::hang() : SysResult::failure(r.err);
+          page = in.mapping.get(index);  // overwritten whole: nothing to read first
+        } else {
+          IoResult r;
+          page = s_.fill_page(in, index, r);
+          if (!page) return from_io(r);
         }
-        std::memcpy(page->data.get() + in_page, data.data() + (pos - offset), n);
-        page->flags |= PG_dirty;
-        page->touched |= f->bit();
-        page->last_use = ++s_.use_clock;
+        copy_bytes(page.data() + in_page, data.data() + (pos - offset), n);
+        in.mapping.set_flags(page, PG_uptodate | PG_dirty);
+        page.touched() |= f->bit();
+        page.last_use() = ++s_.use_clock;
         pos += n;
       }
     }
     touch_inode(in, end);
-    s_.balance_cache();
+    if (s_.cache_limit) s_.balance_cache();
     if (f->flags.sync || f->flags.dsync) {
       SysResult r = s_.fsync_file(*f, !f->flags.sync, offset / kPageSize, (end - 1) / kPageSize);
       if (!r.ok()) return r;
@@ -640,17 +122,18 @@ class RefProcess final : public Process {
     for (uint64_t pos = offset; pos < end;) {
       const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
       const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
-      Page* page = nullptr;
-      if (IoResult r = s_.fill_page(in, index, page); !r.ok()) {
-        if (pos == offset) return r.hung ? SysResult::hang() : SysResult::failure(r.err);
+      IoResult r;
+      PageMap::Page page = s_.fill_page(in, index, r);
+      if (!page) {
+        if (pos == offset) return from_io(r);
         return SysResult::success(int64_t(pos - offset));  // a short read, as read(2)
       }
-      std::memcpy(out.data() + (pos - offset), page->data.get() + in_page, n);
-      page->touched |= f->bit();
-      page->last_use = ++s_.use_clock;
+      copy_bytes(out.data() + (pos - offset), page.data() + in_page, n);
+      page.touched() |= f->bit();
+      page.last_use() = ++s_.use_clock;
       pos += n;
     }
-    s_.balance_cache();
+    if (s_.cache_limit) s_.balance_cache();
     return SysResult::success(int64_t(end - offset));
   }
 
@@ -698,12 +181,12 @@ class RefProcess final : public Process {
     for (uint64_t pos = offset; pos < offset + data.size();) {
       const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
       const uint64_t n = std::min<uint64_t>(kPageSize - in_page, offset + data.size() - pos);
-      Page* page = nullptr;
-      if (IoResult r = s_.fill_page(in, index, page); !r.ok())
-        return r.hung ? SysResult::hang() : SysResult::failure(r.err);  // the fault: SIGBUS
-      std::memcpy(page->data.get() + in_page, data.data() + (pos - offset), n);
-      page->flags |= PG_dirty;
-      page->touched |= f->bit();
+      IoResult r;
+      PageMap::Page page = s_.fill_page(in, index, r);
+      if (!page) return from_io(r);  // the fault: SIGBUS
+      copy_bytes(page.data() + in_page, data.data() + (pos - offset), n);
+      in.mapping.set_flags(page, PG_dirty);
+      page.touched() |= f->bit();
       pos += n;
     }
     touch_inode(in, offset + data.size());
@@ -747,8 +230,7 @@ class RefProcess final : public Process {
 
  private:
   File* file(int fd) {
-    auto it = fds_.find(fd);
-    return it == fds_.end() ? nullptr : it->second;
+    return fd >= 0 && size_t(fd) < fds_.size() ? fds_[size_t(fd)] : nullptr;
   }
 
   SysResult sync_fd(int fd, bool datasync) {
@@ -781,9 +263,12 @@ class RefProcess final : public Process {
   }
 
   PageCache::State& s_;
-  std::map<int, File*> fds_;
+  std::vector<File*> fds_;  // by descriptor number; numbers are not reused
+  size_t open_ = 0;
   int next_fd_ = 3;
 };
+
+PageCache::State::~State() = default;
 
 void PageCache::State::drop_all_descriptors() {
   for (auto& [name, p] : processes) p->forget_all();
@@ -807,13 +292,14 @@ SimDevice& PageCache::device() { return s_->device; }
 CacheStats PageCache::stats() const {
   CacheStats st;
   for (const auto& [ino, in] : s_->inodes)
-    in->mapping.for_each([&](uint64_t, Page& page) {
-      ++st.cached_pages;
-      if (page.has(PG_dirty)) ++st.dirty_pages;
-      if (page.has(PG_error)) ++st.error_pages;
-      if (page.has(PG_error) && page.has(PG_dirty)) st.error_bytes_held += kPageSize;
-    });
+  {
+    st.cached_pages += in->mapping.size();
+    st.dirty_pages += in->mapping.dirty_pages();
+    st.error_pages += in->mapping.error_pages();
+    st.error_bytes_held += in->mapping.dirty_error_pages() * kPageSize;
+  }
   st.discarded_error_pages = s_->discarded_error_pages;
+  st.frame_bytes_reserved = s_->frames.bytes_reserved();
   st.writeback_errors = s_->writeback_errors;
   return st;
 }
@@ -913,7 +399,11 @@ SysResult PageCache::cache_limit(uint64_t bytes) {
 
 SysResult PageCache::drop_caches() {
   for (auto& [ino, in] : s_->inodes) {
-    in->mapping.erase_if([](const Page& page) { return !page.has(PG_dirty); });
+    std::vector<uint64_t> clean;
+    in->mapping.for_each([&](PageMap::Page page) {
+      if (!page.has(PG_dirty)) clean.push_back(page.index());
+    });
+    for (uint64_t index : clean) in->mapping.erase(index);
     // An inode nobody holds open, with nothing dirty, is evicted: what it
     // remembered about errors goes with it.
     if (in->files.empty() && in->mapping.empty()) {

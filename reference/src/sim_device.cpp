@@ -2,19 +2,37 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include "fiu_points.h"
+#include "frame_pool.h"
 
 namespace syncprobe::ref {
 
-const FaultRule* SimDevice::take_fault(FaultOp op, uint64_t block) {
+SimDevice::SimDevice() : frames_(std::make_unique<FramePool>()) {}
+SimDevice::~SimDevice() = default;
+
+SimDevice::Segment* SimDevice::segment(uint64_t block, bool create) {
+  const uint64_t no = block / kSegmentBlocks;
+  if (last_ && last_no_ == no) return last_;
+  auto it = segments_.find(no);
+  if (it == segments_.end()) {
+    if (!create) return nullptr;
+    it = segments_.emplace(no, std::make_unique<Segment>()).first;
+  }
+  last_ = it->second.get();
+  last_no_ = no;
+  return last_;
+}
+
+std::optional<SimDevice::Hit> SimDevice::take_fault(FaultOp op, uint64_t block) {
   for (auto it = faults_.begin(); it != faults_.end(); ++it) {
     if (!it->matches(op, block * kBlockSize, kBlockSize)) continue;
-    taken_ = *it;
+    const Hit hit{it->mode, it->err};
     if (it->count && --*it->count == 0) faults_.erase(it);
-    return &taken_;
+    return hit;
   }
-  return nullptr;
+  return std::nullopt;
 }
 
 void SimDevice::count_hit(const char* layer) {
@@ -27,7 +45,7 @@ IoResult SimDevice::write(uint64_t block, std::span<const std::byte> data) {
     count_hit("libfiu");
     return {err, false};
   }
-  if (const FaultRule* f = take_fault(FaultOp::write, block)) {
+  if (auto f = take_fault(FaultOp::write, block)) {
     count_hit("reference-device");
     switch (f->mode) {
       case FaultMode::error: return {f->err ? f->err : EIO, false};
@@ -35,15 +53,25 @@ IoResult SimDevice::write(uint64_t block, std::span<const std::byte> data) {
       case FaultMode::drop: return {};  // acknowledged, not stored
     }
   }
-  if (capacity_ && !allocated_.count(block) && allocated_.size() >= *capacity_) {
+  Segment& seg = *segment(block, true);
+  const uint64_t i = block % kSegmentBlocks;
+  uint64_t& word = seg.allocated[i / 64];
+  const uint64_t bit = 1ull << (i % 64);
+  if (capacity_ && !(word & bit) && allocated_ >= *capacity_) {
     count_hit("reference-device");
     return when_full_ == FaultMode::hang ? IoResult{0, true} : IoResult{ENOSPC, false};
   }
-  allocated_.insert(block);
+  if (!(word & bit)) {
+    word |= bit;
+    ++allocated_;
+  }
   ++writes_;
-  Buffer& b = volatile_[block];
-  if (!b) b = std::make_unique_for_overwrite<std::byte[]>(kBlockSize);
-  std::memcpy(b.get(), data.data(), kBlockSize);
+  std::byte*& b = seg.unflushed[i];
+  if (!b) {
+    b = frames_->allocate();
+    unflushed_.push_back(block);
+  }
+  copy_bytes(b, data.data(), kBlockSize);
   return {};
 }
 
@@ -52,15 +80,17 @@ IoResult SimDevice::read(uint64_t block, std::span<std::byte> out) {
     count_hit("libfiu");
     return {err, false};
   }
-  if (const FaultRule* f = take_fault(FaultOp::read, block)) {
+  if (auto f = take_fault(FaultOp::read, block)) {
     count_hit("reference-device");
     if (f->mode == FaultMode::hang) return {0, true};
     if (f->mode == FaultMode::error) return {f->err ? f->err : EIO, false};
   }
-  const Buffer* src = nullptr;
-  if (auto it = volatile_.find(block); it != volatile_.end()) src = &it->second;
-  else if (auto st = stable_.find(block); st != stable_.end()) src = &st->second;
-  if (src) std::memcpy(out.data(), src->get(), kBlockSize);
+  const std::byte* src = nullptr;
+  if (Segment* seg = segment(block, false)) {
+    const uint64_t i = block % kSegmentBlocks;
+    src = seg->unflushed[i] ? seg->unflushed[i] : seg->stable[i];
+  }
+  if (src) copy_bytes(out.data(), src, kBlockSize);
   else std::memset(out.data(), 0, kBlockSize);
   return {};
 }
@@ -70,15 +100,20 @@ IoResult SimDevice::flush() {
     count_hit("libfiu");
     return {err, false};
   }
-  if (const FaultRule* f = take_fault(FaultOp::flush, 0)) {
+  if (auto f = take_fault(FaultOp::flush, 0)) {
     count_hit("reference-device");
     if (f->mode == FaultMode::hang) return {0, true};
     if (f->mode == FaultMode::error) return {f->err ? f->err : EIO, false};
     return {};  // drop: the device claims a flush it did not do
   }
   ++flushes_;
-  for (auto& [block, buf] : volatile_) stable_[block] = std::move(buf);
-  volatile_.clear();
+  for (uint64_t block : unflushed_) {
+    Segment& seg = *segment(block, false);
+    const uint64_t i = block % kSegmentBlocks;
+    if (seg.stable[i]) frames_->release(seg.stable[i]);
+    seg.stable[i] = std::exchange(seg.unflushed[i], nullptr);
+  }
+  unflushed_.clear();
   return {};
 }
 
@@ -86,7 +121,7 @@ void SimDevice::add_fault(const FaultRule& rule) { faults_.push_back(rule); }
 void SimDevice::heal() { faults_.clear(); }
 
 void SimDevice::set_thin(uint64_t headroom_bytes, FaultMode when_full) {
-  capacity_ = allocated_.size() + headroom_bytes / kBlockSize;
+  capacity_ = allocated_ + headroom_bytes / kBlockSize;
   when_full_ = when_full;
 }
 
@@ -94,6 +129,12 @@ void SimDevice::grow(uint64_t bytes) {
   if (capacity_) *capacity_ += bytes / kBlockSize;
 }
 
-void SimDevice::power_cut() { volatile_.clear(); }
+void SimDevice::power_cut() {
+  for (uint64_t block : unflushed_) {
+    Segment& seg = *segment(block, false);
+    frames_->release(std::exchange(seg.unflushed[block % kSegmentBlocks], nullptr));
+  }
+  unflushed_.clear();
+}
 
 }  // namespace syncprobe::ref

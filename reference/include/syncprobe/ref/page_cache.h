@@ -43,6 +43,7 @@ struct CacheStats {
   uint64_t error_bytes_held = 0;       // bytes of PG_dirty|PG_error pages (what R7 bounds)
   uint64_t discarded_error_pages = 0;  // dropped by the R7 limit, cumulative
   uint64_t writeback_errors = 0;       // failed page writes, cumulative
+  uint64_t frame_bytes_reserved = 0;   // memory mapped for cached pages' data, used or free
 };
 
 class PageCache : public Storage {

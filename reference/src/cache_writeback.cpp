@@ -1,0 +1,285 @@
+// Writeback and what the policy makes of its failures; descriptors and the
+// pages they touch.
+#include <algorithm>
+#include <cerrno>
+#include <utility>
+
+#include "cache_model.h"
+#include "fiu_points.h"
+
+namespace syncprobe::ref {
+
+using State = PageCache::State;
+
+// Remembers a writeback error where the policy keeps it (mapping_set_error).
+void State::record_error(Inode& in, int err) {
+  ++writeback_errors;
+  switch (policy->error_memory()) {
+    case ErrorMemory::as_flags:
+      in.as_flags |= err == ENOSPC ? AS_ENOSPC : AS_EIO;
+      break;
+    case ErrorMemory::errseq:
+      errseq_set(in.wb_err, err);
+      in.as_flags |= err == ENOSPC ? AS_ENOSPC : AS_EIO;  // for legacy callers
+      break;
+    case ErrorMemory::vnode_sticky:
+      in.vnode_error = err;
+      break;
+    case ErrorMemory::none:
+      break;
+  }
+}
+
+// Drops a page that held data never written: every descriptor that touched
+// it goes bad when the policy bounds error pages (R3).
+void State::discard_page(Inode& in, uint64_t index) {
+  PageMap::Page page = in.mapping.find(index);
+  if (!page) return;
+  if (policy->bounds_error_pages())
+    for (File* f : in.files)
+      if (page.touched() & f->bit()) f->gone_bad = true;
+  in.mapping.erase(index);
+}
+
+// R7: past the limit, the oldest pages held in error are discarded. Only
+// policies that bound error pages get here, and under them a page in
+// PG_error is always PG_dirty and has an error age.
+void State::enforce_error_limit() {
+  if (!policy->bounds_error_pages() || !error_memory_limit) return;
+  for (;;) {
+    uint64_t held = 0;
+    Inode* oldest_inode = nullptr;
+    uint64_t oldest_index = 0, oldest_age = UINT64_MAX;
+    for (auto& [ino, in] : inodes) {
+      held += in->mapping.dirty_error_pages() * kPageSize;
+      if (auto o = in->mapping.oldest_dirty_error(); o && o->first < oldest_age) {
+        oldest_age = o->first;
+        oldest_index = o->second;
+        oldest_inode = in.get();
+      }
+    }
+    if (held <= *error_memory_limit || !oldest_inode) return;
+    discard_page(*oldest_inode, oldest_index);
+    ++discarded_error_pages;
+  }
+}
+
+// Memory pressure: past the cache limit, clean pages go first (oldest use
+// first), then dirty ones are written back, oldest first, and go once
+// clean. A page the policy keeps dirty after a failed write stays.
+void State::balance_cache() {
+  if (!cache_limit) return;
+  uint64_t cached = 0;
+  for (auto& [ino, in] : inodes) cached += in->mapping.size();
+  uint64_t held = cached * kPageSize;
+  if (held <= *cache_limit) return;
+  struct Candidate {
+    uint32_t last_use;
+    bool dirty;
+    Inode* inode;
+    uint64_t index;
+  };
+  std::vector<Candidate> all;
+  all.reserve(cached);
+  for (auto& [ino, in] : inodes)
+    in->mapping.for_each([&](PageMap::Page page) {
+      all.push_back({page.last_use(), page.has(PG_dirty), in.get(), page.index()});
+    });
+  std::sort(all.begin(), all.end(), [](const Candidate& a, const Candidate& b) {
+    return a.dirty != b.dirty ? !a.dirty : a.last_use < b.last_use;
+  });
+  for (const Candidate& c : all) {
+    if (held <= *cache_limit) return;
+    PageMap::Page page = c.inode->mapping.find(c.index);
+    if (!page) {  // discarded meanwhile (a failed write under a discarding policy)
+      held -= kPageSize;
+      continue;
+    }
+    if (page.has(PG_dirty)) {
+      IoResult r = writepage(*c.inode, c.index);  // background writeback: nobody is told
+      if (r.hung) return;
+      page = c.inode->mapping.find(c.index);
+      if (!page) {
+        held -= kPageSize;
+        continue;
+      }
+      if (page.has(PG_dirty)) continue;  // kept dirty: it cannot go
+    }
+    c.inode->mapping.erase(c.index);
+    ++evicted_pages;
+    held -= kPageSize;
+  }
+}
+
+// Writes one dirty page. On failure the policy decides what becomes of it.
+IoResult State::writepage(Inode& in, uint64_t index) {
+  PageMap::Page page = in.mapping.find(index);
+  IoResult r;
+  if (int err = fiu_point_errno("reference/writeback/submit")) {
+    device.count_hit("libfiu");
+    r = {err, false};
+  } else {
+    r = device.write(in.block_of(index), {page.data(), kPageSize});
+  }
+  if (r.hung) return r;
+  if (r.ok()) {
+    in.mapping.set_flags(page, 0, PG_dirty | PG_error);
+    return r;
+  }
+  if (!page.has(PG_error) || policy->records_repeated_failures()) record_error(in, r.err);
+  switch (policy->on_writeback_error(r.err)) {
+    case FailedPage::clean_kept:
+      in.mapping.set_flags(page, PG_error, PG_dirty);
+      break;
+    case FailedPage::discard:
+      in.mapping.erase(index);  // not "gone bad": the policy has no such notion
+      break;
+    case FailedPage::redirty: {
+      const bool first_failure = !page.has(PG_error);
+      in.mapping.set_flags(page, PG_dirty | PG_error);
+      if (first_failure) in.mapping.set_error_age(page, ++error_clock);
+      enforce_error_limit();
+      break;
+    }
+  }
+  return r;
+}
+
+// Writes the dirty pages of `in` within [first, last] in index order.
+// `reporter`: the descriptor whose fsync this is (its failures are noted
+// apart in first_err_touched), or nullptr.
+void State::writeback_inode(Inode& in, const File* reporter, Writeback& wb, uint64_t first,
+                            uint64_t last) {
+  const std::vector<uint64_t> dirty = in.mapping.dirty_indices(first, last);
+  wb.written.reserve(wb.written.size() + dirty.size());
+  for (uint64_t index : dirty) {
+    PageMap::Page page = in.mapping.find(index);
+    if (!page) continue;  // discarded by the R7 limit meanwhile
+    const bool touched = reporter && (page.touched() & reporter->bit());
+    IoResult r = writepage(in, index);
+    if (r.hung) {
+      wb.hung = true;
+      return;
+    }
+    if (!r.ok()) {
+      if (!wb.first_err) wb.first_err = r.err;
+      if (touched && !wb.first_err_touched) wb.first_err_touched = r.err;
+    } else {
+      wb.written.emplace_back(&in, index);
+    }
+  }
+}
+
+// Background writeback, sync(2) and syncfs(2): every dirty page, the
+// journal, a flush. Returns the first error met.
+SysResult State::write_everything() {
+  Writeback wb;
+  for (auto& [ino, in] : inodes) {
+    writeback_inode(*in, nullptr, wb);
+    if (wb.hung) return SysResult::hang();
+  }
+  int err = wb.first_err;
+  if (journal_dirty) {
+    IoResult m = commit_metadata();
+    if (m.hung) return SysResult::hang();
+    if (!err) err = m.err;
+  } else {
+    IoResult f = device.flush();
+    if (f.hung) return SysResult::hang();
+    if (!err) err = f.err;
+  }
+  return err ? SysResult::failure(err) : SysResult::success();
+}
+
+// What the policy has remembered for this descriptor (and, for the
+// check-and-clear kinds, forgets it).
+int State::check_error_memory(File& f) {
+  Inode& in = *f.inode;
+  switch (policy->error_memory()) {
+    case ErrorMemory::as_flags: {
+      const uint32_t flags = std::exchange(in.as_flags, 0);  // filemap_check_errors
+      return flags & AS_ENOSPC ? ENOSPC : flags & AS_EIO ? EIO : 0;
+    }
+    case ErrorMemory::errseq:
+      in.as_flags = 0;  // file_check_and_advance_wb_err clears the legacy flags too
+      return errseq_check_and_advance(in.wb_err, f.wb_cursor);
+    case ErrorMemory::vnode_sticky:
+      return in.vnode_error;
+    case ErrorMemory::none:
+      return 0;
+  }
+  return 0;
+}
+
+// fsync, fdatasync, O_SYNC writes and msync: write the file's pages in
+// scope, flush the device, commit the inode if needed, report.
+SysResult State::fsync_file(File& f, bool datasync, uint64_t first, uint64_t last) {
+  Inode& in = *f.inode;
+  if (in.is_dir) {
+    IoResult m = journal_dirty ? commit_metadata() : device.flush();
+    if (m.hung) return SysResult::hang();
+    return m.ok() ? SysResult::success() : SysResult::failure(m.err);
+  }
+  Writeback wb;
+  writeback_inode(in, &f, wb, first, last);
+  if (wb.hung) return SysResult::hang();
+  const int own_err = policy->fsync_reports_touched_only() ? wb.first_err_touched : wb.first_err;
+  const bool needs_commit = !in.raw && (datasync ? in.size_dirty : in.meta_dirty);
+  IoResult sync = (!own_err && needs_commit) ? commit_metadata() : device.flush();
+  if (sync.hung) return SysResult::hang();
+  if (!sync.ok() && policy->on_writeback_error(sync.err) == FailedPage::redirty) {
+    // The device may not hold what it acknowledged: keep those pages dirty.
+    for (auto [inode, index] : wb.written)
+      if (PageMap::Page page = inode->mapping.find(index)) inode->mapping.set_flags(page, PG_dirty);
+  }
+  const int remembered = check_error_memory(f);
+  int err = remembered ? remembered : own_err;
+  if (!err) err = sync.err;
+  if (f.gone_bad) err = EIO;
+  return err ? SysResult::failure(err) : SysResult::success();
+}
+
+File* State::open_file(Inode& in, const OpenFlags& flags) {
+  auto f = std::make_unique<File>();
+  f->inode = &in;
+  f->flags = flags;
+  f->wb_cursor = policy->sample_at_open(in.wb_err);
+  for (int s = 0; s < 64; ++s)
+    if (!(in.used_slots & (1ull << s))) {
+      f->slot = s;
+      in.used_slots |= 1ull << s;
+      break;
+    }
+  in.files.push_back(f.get());
+  files.push_back(std::move(f));
+  return files.back().get();
+}
+
+void State::release_file(File* f) {
+  Inode& in = *f->inode;
+  if (f->slot != kNoSlot) {
+    in.mapping.untouch(1ull << f->slot);
+    in.used_slots &= ~(1ull << f->slot);
+  }
+  std::erase(in.files, f);
+  if (in.files.empty() && policy->error_memory() == ErrorMemory::vnode_sticky)
+    in.vnode_error = 0;  // the vnode is released
+  std::erase_if(files, [f](const auto& p) { return p.get() == f; });
+}
+
+// Reads page `index` into the cache if it is not there. Pages beyond the
+// device's data read as zeros.
+// fill_page's slow path: the page is not cached (`cached` is none) or not up to date.
+PageMap::Page State::read_page(Inode& in, uint64_t index, PageMap::Page cached, IoResult& r) {
+  PageMap::Page page = in.mapping.get(index);
+  r = device.read(in.block_of(index), {page.data(), kPageSize});
+  if (!r.ok()) {
+    if (!cached) in.mapping.erase(index);
+    return {};
+  }
+  in.mapping.set_flags(page, PG_uptodate);
+  page.last_use() = ++use_clock;
+  return page;
+}
+
+}  // namespace syncprobe::ref

@@ -23,6 +23,7 @@
 #include "syncprobe/classify.h"
 #include "syncprobe/commands.h"
 #include "syncprobe/paths.h"
+#include "syncprobe/plan.h"
 #include "syncprobe/registry.h"
 #include "syncprobe/interrupt.h"
 #include "syncprobe/linux_fs.h"
@@ -32,7 +33,6 @@
 namespace fs = std::filesystem;
 
 namespace syncprobe {
-namespace {
 
 std::string utc_now(const char* format) {
   const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -47,6 +47,8 @@ std::string new_run_id() {
   std::random_device rd;
   return utc_now("%Y%m%d-%H%M%S") + fmt::format("-{:04x}", rd() & 0xffff);
 }
+
+namespace {
 
 std::string scratch_root() {
   if (const char* s = std::getenv("SYNCPROBE_SCRATCH")) return s;
@@ -162,6 +164,15 @@ class Progress {
 
 int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   // Plan: nothing runs until every case parses and every target is known.
+  std::optional<Shard> shard;
+  if (!opts.shard.empty()) {
+    std::string why;
+    shard = parse_shard(opts.shard, why);
+    if (!shard) {
+      err << "syncprobe run: " << why << "\n";
+      return 2;
+    }
+  }
   const std::string cases_dir = opts.cases_dir.empty() ? default_cases_dir() : opts.cases_dir;
   ParseOutcome parsed = load_cases(cases_dir);
   if (!parsed.ok()) {
@@ -188,6 +199,23 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
     }
     targets.push_back(std::move(t));
   }
+
+  // The (target, case) pairs this process runs: all of them, or its shard's
+  // slice (engine/plan.h: a VM kernel's cases stay in one shard).
+  std::set<std::pair<std::string, std::string>> mine;
+  {
+    std::vector<PlanTarget> plan;
+    std::vector<std::string> ids;
+    for (const auto& t : targets) plan.push_back({t->name(), t->batch_key()});
+    for (const Case* c : cases) ids.push_back(c->id);
+    mine = shard_pairs(plan, ids, shard.value_or(Shard{}));
+  }
+  auto cases_for = [&](const Target& t) {
+    std::vector<const Case*> v;
+    for (const Case* c : cases)
+      if (mine.count({t.name(), c->id})) v.push_back(c);
+    return v;
+  };
 
   const std::string run_id = new_run_id();
   const std::string out_dir = opts.out_dir.empty()
@@ -220,6 +248,7 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
                         {"targets", nlohmann::json::object()},
                         {"cases", nlohmann::json::object()}};
   for (const Case* c : cases) run["cases"][c->id] = *c;
+  if (shard) run["shard"] = {{"index", shard->index}, {"count", shard->count}, {"case_runs", mine.size()}};
   for (const auto& t : targets) {
     const Availability a = t->availability();
     run["targets"][t->name()] = {{"measured", t->measured()},
@@ -232,9 +261,13 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   }
   write_file_atomic(out_dir + "/run.json", run.dump(2));
   out << "syncprobe: run " << run_id << ": " << cases.size() << " cases on " << targets.size()
-      << " targets -> " << out_dir << "\n";
+      << " targets";
+  if (shard)
+    out << ", shard " << shard->index << "/" << shard->count << ": " << mine.size() << " of "
+        << cases.size() * targets.size() << " case runs";
+  out << " -> " << out_dir << "\n";
 
-  Progress progress(cases.size() * targets.size(), opts.progress);
+  Progress progress(mine.size(), opts.progress);
   std::atomic<bool> internal_failure{false};
   auto store = [&](const CaseResult& r) {
     write_file_atomic(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(r).dump(2));
@@ -243,7 +276,7 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   // Runs one target case by case (so progress and results appear as they come).
   auto run_target = [&](Target& t) {
     const Availability a = t.availability();
-    for (const Case* c : cases) {
+    for (const Case* c : cases_for(t)) {
       if (interrupted()) return;
       if (!a.available) {
         store(unavailable_result(t, *c, a.reason));
@@ -290,6 +323,8 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   for (const auto& key : batch_order) {
     if (interrupted()) break;
     auto& group = batches[key];
+    const std::vector<const Case*> group_cases = cases_for(*group.front());  // all or none
+    if (group_cases.empty()) continue;
     if (group.size() == 1 && key == group.front()->name()) {
       run_target(*group.front());
       continue;
@@ -303,17 +338,17 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
         ready.push_back(t);
         continue;
       }
-      for (const Case* c : cases) store(unavailable_result(*t, *c, a.reason));
+      for (const Case* c : group_cases) store(unavailable_result(*t, *c, a.reason));
     }
     if (ready.empty()) continue;
     try {
-      auto results = ready.front()->run_batch(ready, cases, ctx);
+      auto results = ready.front()->run_batch(ready, group_cases, ctx);
       for (auto& [name, list] : results)
         for (auto& r : list) store(r);
     } catch (const std::exception& e) {
       internal_failure = true;
       for (Target* t : ready)
-        for (const Case* c : cases)
+        for (const Case* c : group_cases)
           store(error_result(*t, *c, std::string("internal failure: ") + e.what()));
     }
   }
@@ -330,13 +365,19 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   if (interrupted()) run["interrupted_by_signal"] = interrupt_signal();
   write_file_atomic(out_dir + "/run.json", run.dump(2));
 
-  try {
-    const nlohmann::json summary = classify(load_run(out_dir));
-    write_file_atomic(out_dir + "/summary.json", summary.dump(2));
-    print_summary(summary, out);
-  } catch (const std::exception& e) {
-    err << "syncprobe run: classification failed: " << e.what() << "\n";
-    internal_failure = true;
+  if (shard) {
+    // One shard's results classify only together with the others'.
+    out << fmt::format("syncprobe: shard {}/{} done; combine the shards with `syncprobe merge`\n",
+                       shard->index, shard->count);
+  } else {
+    try {
+      const nlohmann::json summary = classify(load_run(out_dir));
+      write_file_atomic(out_dir + "/summary.json", summary.dump(2));
+      print_summary(summary, out);
+    } catch (const std::exception& e) {
+      err << "syncprobe run: classification failed: " << e.what() << "\n";
+      internal_failure = true;
+    }
   }
   out << fmt::format("syncprobe: {} completed, {} skipped, {} hung, {} error; results in {}\n",
                      progress.count(CaseStatus::completed), progress.count(CaseStatus::skipped),

@@ -7,7 +7,7 @@ bin="$1"; out="$2"; version="$3"
 work="$out/.wrappers"
 mkdir -p "$out/man1" "$work"
 # Subcommands and their one-line descriptions, from `syncprobe --help`.
-"$bin" --help | awk '/^Subcommands:/ {on=1; next} on && NF {name=$1; $1=""; sub(/^ +/, ""); print name "\t" $0}' \
+"$bin" --help | awk '/^Subcommands:/ {on=1; next} on && !NF {exit} on {name=$1; $1=""; sub(/^ +/, ""); print name "\t" $0}' \
   > "$work/subcommands"
 {
   echo "[SEE ALSO]"

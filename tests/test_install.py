@@ -148,7 +148,7 @@ def test_deb_dependencies(deb):
 
 @pytest.mark.skipif(shutil.which("lintian") is None, reason="lintian missing: scripts/setup installs it")
 def test_lintian_reports_no_errors(deb):
-    proc = subprocess.run(["lintian", "--fail-on", "error", "--no-tag-display-limit", deb],
+    proc = subprocess.run(["lintian", "--fail-on", "error", "--tag-display-limit", "0", deb],
                           capture_output=True, text=True, timeout=900)
     errors = [l for l in proc.stdout.splitlines() if l.startswith("E:")]
     assert proc.returncode == 0 and errors == [], proc.stdout + proc.stderr

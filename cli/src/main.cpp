@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("syncprobe ") + SYNCPROBE_VERSION);
   app.require_subcommand(1);
   app.footer("Exit status: 0 done (whatever the verdicts), 2 bad input, 1 internal failure.\n"
-             "Docs: README.md, docs/ (cases, results, classifier, report, host, vm, bench).");
+             "Docs: README.md and docs/ in the source tree or /usr/share/doc/syncprobe (design, cases, results, "
+             "classifier, report, host, vm, bench, matrix).");
 
   // list
   std::string list_what;
@@ -27,7 +28,7 @@ int main(int argc, char** argv) {
   list->add_option("what", list_what, "cases | steps | targets | policies")
       ->required()
       ->check(CLI::IsMember({"cases", "steps", "targets", "policies"}));
-  list->add_option("--cases", list_cases_dir, "case directory (default: the repository's cases/)");
+  list->add_option("--cases", list_cases_dir, "case directory (default: $SYNCPROBE_CASES, else share/syncprobe/cases beside the binary)");
 
   // run
   RunOptions ro;
@@ -37,7 +38,7 @@ int main(int argc, char** argv) {
                   "target or pattern: reference:<policy>, reference:*, host:<fs>[:<opts>], host:*, "
                   "vm:<kernel>:<fs>, vm:* (repeatable; default: reference:* and host:*)");
   run->add_option("--case,-c", ro.cases, "case id or glob (repeatable; default: all)");
-  run->add_option("--cases", ro.cases_dir, "case directory (default: the repository's cases/)");
+  run->add_option("--cases", ro.cases_dir, "case directory (default: $SYNCPROBE_CASES, else share/syncprobe/cases beside the binary)");
   run->add_option("--out,-o", ro.out_dir, "results directory (default: results/<run-id>)");
   run->add_option("--shard", ro.shard,
                   "K/N: run only the K-th of N deterministic slices of the plan (a VM kernel's cases "
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
   // report
   ReportOptions rep;
   std::string compare_with;
-  auto* report = app.add_subcommand("report", "Write the HTML report (and JUnit XML, Markdown) of a run");
+  auto* report = app.add_subcommand("report", "Write the HTML report (and JUnit XML, KTAP, Markdown) of a run");
   report->add_option("results_dir", rep.results_dir, "a directory written by `syncprobe run`")->required();
   report->add_option("-o,--out", rep.out_dir, "output directory (default: reports/<run-id>)");
   report->add_option("--compare", compare_with, "a second run: report what changed from RESULTS_DIR to it");

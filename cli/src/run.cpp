@@ -174,7 +174,9 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
     }
   }
   const std::string cases_dir = opts.cases_dir.empty() ? default_cases_dir() : opts.cases_dir;
-  ParseOutcome parsed = load_cases(cases_dir);
+  const auto capabilities = capability_table(err);
+  if (!capabilities) return 2;
+  ParseOutcome parsed = load_cases(cases_dir, &*capabilities);
   if (!parsed.ok()) {
     for (const auto& e : parsed.errors) err << e.format() << "\n";
     err << "syncprobe run: " << parsed.errors.size() << " problem(s) in " << cases_dir

@@ -22,6 +22,7 @@
 #include "syncprobe/case_parser.h"
 #include "syncprobe/classify.h"
 #include "syncprobe/commands.h"
+#include "syncprobe/executor.h"
 #include "syncprobe/paths.h"
 #include "syncprobe/plan.h"
 #include "syncprobe/registry.h"
@@ -111,25 +112,6 @@ bool select_targets(const std::vector<std::string>& requested, std::vector<std::
       if (seen.insert(n).second) out.push_back(n);
   }
   return ok;
-}
-
-CaseResult error_result(const Target& t, const Case& c, const std::string& why) {
-  CaseResult r;
-  r.case_id = c.id;
-  r.case_file = c.file;
-  r.case_hash = c.hash;
-  r.target = t.name();
-  r.environment = t.environment();
-  r.status = CaseStatus::error;
-  r.reason = why;
-  r.started_at = utc_now("%Y-%m-%dT%H:%M:%SZ");
-  return r;
-}
-
-CaseResult unavailable_result(const Target& t, const Case& c, const std::string& why) {
-  CaseResult r = error_result(t, c, "target unavailable: " + why);
-  r.status = CaseStatus::skipped;
-  return r;
 }
 
 class Progress {
@@ -270,89 +252,29 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   out << " -> " << out_dir << "\n";
 
   Progress progress(mine.size(), opts.progress);
-  std::atomic<bool> internal_failure{false};
-  auto store = [&](const CaseResult& r) {
+  bool internal_failure = false;
+  auto sink = [&](const CaseResult& r) {
     write_file_atomic(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(r).dump(2));
     progress.step(r.target, r.case_id, r.status);
   };
-  // Runs one target case by case (so progress and results appear as they come).
-  auto run_target = [&](Target& t) {
-    const Availability a = t.availability();
-    for (const Case* c : cases_for(t)) {
-      if (interrupted()) return;
-      if (!a.available) {
-        store(unavailable_result(t, *c, a.reason));
-        continue;
-      }
-      if (auto skipped = skip_if_unsupported(t, *c)) {
-        store(*skipped);
-        continue;
-      }
-      try {
-        store(t.run(*c, ctx));
-      } catch (const std::exception& e) {
-        internal_failure = true;
-        store(error_result(t, *c, std::string("internal failure: ") + e.what()));
-      }
-    }
-  };
-
-  // Reference targets are pure computation: run them on --jobs threads.
-  // Targets on real kernels share the machine (drop_caches, loop devices) and
-  // run one at a time; targets with a shared batch key (one VM boot) together.
-  std::vector<Target*> modelled;
-  std::map<std::string, std::vector<Target*>> batches;
-  std::vector<std::string> batch_order;
+  // One execute() per set of targets that share their slice of the cases:
+  // unsharded, one call for everything; a VM kernel's targets always share.
+  std::map<std::vector<const Case*>, std::vector<Target*>> by_slice;
+  std::vector<std::vector<const Case*>> slice_order;
   for (auto& t : targets) {
-    if (!t->measured()) {
-      modelled.push_back(t.get());
-    } else {
-      const std::string key = t->batch_key();
-      if (!batches.count(key)) batch_order.push_back(key);
-      batches[key].push_back(t.get());
-    }
+    std::vector<const Case*> slice = cases_for(*t);
+    if (slice.empty()) continue;
+    auto [it, added] = by_slice.try_emplace(slice);
+    if (added) slice_order.push_back(slice);
+    it->second.push_back(t.get());
   }
-  {
-    std::atomic<size_t> next{0};
-    std::vector<std::thread> pool;
-    const int jobs = std::max(1, opts.jobs);
-    for (int j = 0; j < jobs; ++j)
-      pool.emplace_back([&] {
-        for (size_t i = next++; i < modelled.size(); i = next++) run_target(*modelled[i]);
-      });
-    for (auto& th : pool) th.join();
-  }
-  for (const auto& key : batch_order) {
+  for (const auto& slice : slice_order) {
     if (interrupted()) break;
-    auto& group = batches[key];
-    const std::vector<const Case*> group_cases = cases_for(*group.front());  // all or none
-    if (group_cases.empty()) continue;
-    if (group.size() == 1 && key == group.front()->name()) {
-      run_target(*group.front());
-      continue;
-    }
-    // One setup for the whole group (a VM boot); unavailable members are
-    // reported here, available ones handed to the batch.
-    std::vector<Target*> ready;
-    for (Target* t : group) {
-      const Availability a = t->availability();
-      if (a.available) {
-        ready.push_back(t);
-        continue;
-      }
-      for (const Case* c : group_cases) store(unavailable_result(*t, *c, a.reason));
-    }
-    if (ready.empty()) continue;
-    try {
-      auto results = ready.front()->run_batch(ready, group_cases, ctx);
-      for (auto& [name, list] : results)
-        for (auto& r : list) store(r);
-    } catch (const std::exception& e) {
-      internal_failure = true;
-      for (Target* t : ready)
-        for (const Case* c : group_cases)
-          store(error_result(*t, *c, std::string("internal failure: ") + e.what()));
-    }
+    Plan plan;
+    plan.cases = slice;
+    plan.jobs = opts.jobs;
+    plan.targets = by_slice[slice];
+    if (!execute(plan, ctx, sink)) internal_failure = true;
   }
   progress.finish();
   // The targets' destructors release what they hold; then the run's scratch

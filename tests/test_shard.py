@@ -88,6 +88,12 @@ def test_reference_sharded_on_parallel_equals_unsharded(syncprobe, reference_run
     run = json.loads((tmp_path / "merged" / "run.json").read_text())
     assert "shard" not in run and len(run["merged_from"]) == 3
     assert sorted(p["shard"]["index"] for p in run["merged_from"]) == [1, 2, 3]
+    # Results that name their run name the merged one (and keep the part's id).
+    parts = {p["id"] for p in run["merged_from"]}
+    for p in (tmp_path / "merged").glob("*/*.json"):
+        result = json.loads(p.read_text())
+        assert result.get("run_id", run["id"]) == run["id"], p
+        assert result.get("part_run_id", next(iter(parts))) in parts, p
     # It reports as the unsharded run does: the same JUnit and KTAP but for the run id.
     syncprobe("report", reference_runs / "whole", "-o", tmp_path / "site-whole", check=True)
     syncprobe("report", tmp_path / "merged", "-o", tmp_path / "site-merged", check=True)

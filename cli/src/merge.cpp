@@ -104,6 +104,16 @@ std::string refusal(const std::vector<Input>& in) {
   return "";
 }
 
+// A result carries the id of the run it belongs to: now the merged run's,
+// with the part's id kept beside it. Other files are copied as they are.
+std::string restamped(const std::string& text, const std::string& run_id) {
+  json j = json::parse(text);
+  if (!j.is_object() || !j.contains("run_id")) return text;
+  j["part_run_id"] = j["run_id"];
+  j["run_id"] = run_id;
+  return j.dump(2);
+}
+
 }  // namespace
 
 int merge_command(const std::vector<std::string>& dirs, const std::string& out_dir,
@@ -163,7 +173,8 @@ int merge_command(const std::vector<std::string>& dirs, const std::string& out_d
         const std::string name = f.path().filename().string();
         if (!f.is_regular_file() || name.front() == '.') continue;
         std::ifstream src(f.path(), std::ios::binary);
-        const std::string text{std::istreambuf_iterator<char>(src), std::istreambuf_iterator<char>()};
+        std::string text{std::istreambuf_iterator<char>(src), std::istreambuf_iterator<char>()};
+        if (f.path().extension() == ".json") text = restamped(text, run.value("id", ""));
         write_file_atomic((fs::path(out_dir) / t / name).string(), text);
       }
     }

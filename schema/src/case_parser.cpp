@@ -20,6 +20,7 @@
 
 #include "syncprobe/errno_names.h"
 #include "syncprobe/tag.h"
+#include "suggest.h"
 
 namespace syncprobe {
 
@@ -32,39 +33,6 @@ std::string CaseError::format() const {
 }
 
 namespace {
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// "did you mean 'x'?" for the closest candidate within reach, else "".
-std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_d = SIZE_MAX;
-  for (const auto& c : candidates) {
-    const size_t d = edit_distance(word, c);
-    if (d < best_d) {
-      best_d = d;
-      best = c;
-    }
-  }
-  if (best.empty() || best_d > std::max<size_t>(2, word.size() / 3)) return "";
-  return "did you mean '" + best + "'?";
-}
-
-std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
-}
 
 const std::vector<std::string> kAxes = {"reporting", "page_fate", "recovery", "fs_reaction",
                                         "cross_fd"};
@@ -527,28 +495,6 @@ ParseOutcome load_cases(const std::string& dir, const CapabilityTable* capabilit
       seen[c.id] = f;
       out.cases.push_back(std::move(c));
     }
-  }
-  return out;
-}
-
-CapabilityTable load_capabilities(const std::string& path) {
-  toml::table root;
-  try {
-    root = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    throw std::runtime_error(path + ":" + std::to_string(e.source().begin.line) + ":" +
-                             std::to_string(e.source().begin.column) + ": " +
-                             std::string(e.description()));
-  }
-  const toml::table* t = root["capability"].as_table();
-  if (!t) throw std::runtime_error(path + ": no [capability] table of name = \"description\"");
-  CapabilityTable out;
-  for (const auto& [name, desc] : *t) {
-    if (!desc.is_string())
-      throw std::runtime_error(path + ":" + std::to_string(desc.source().begin.line) +
-                               ": the description of '" + std::string(name.str()) +
-                               "' must be a string");
-    out.emplace(std::string(name.str()), **desc.as_string());
   }
   return out;
 }

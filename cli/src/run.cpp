@@ -1,0 +1,316 @@
+// `syncprobe run`: plan (cases × targets), execute, write results atomically,
+// classify, print the summary.
+#include <fnmatch.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "syncprobe/case_parser.h"
+#include "syncprobe/classify.h"
+#include "syncprobe/commands.h"
+#include "syncprobe/executor.h"
+#include "syncprobe/paths.h"
+#include "syncprobe/plan.h"
+#include "syncprobe/registry.h"
+#include "syncprobe/interrupt.h"
+#include "syncprobe/linux_fs.h"
+#include "syncprobe/results_io.h"
+#include "syncprobe/target.h"
+
+namespace fs = std::filesystem;
+
+namespace syncprobe {
+
+std::string utc_now(const char* format) {
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, format, &tm);
+  return buf;
+}
+
+std::string new_run_id() {
+  std::random_device rd;
+  return utc_now("%Y%m%d-%H%M%S") + fmt::format("-{:04x}", rd() & 0xffff);
+}
+
+namespace {
+
+std::string scratch_root() {
+  if (const char* s = std::getenv("SYNCPROBE_SCRATCH")) return s;
+  return "/var/tmp/syncprobe";
+}
+
+nlohmann::json host_facts() {
+  utsname u{};
+  uname(&u);
+  return {{"kernel", u.release}, {"machine", u.machine}, {"hostname", u.nodename}};
+}
+
+// The cases selected by ids or globs; every pattern must match something.
+bool select_cases(const std::vector<Case>& all, const std::vector<std::string>& patterns,
+                  std::vector<const Case*>& out, std::ostream& err) {
+  if (patterns.empty()) {
+    for (const auto& c : all) out.push_back(&c);
+    return true;
+  }
+  bool ok = true;
+  std::set<std::string> chosen;
+  for (const auto& p : patterns) {
+    bool matched = false;
+    for (const auto& c : all)
+      if (fnmatch(p.c_str(), c.id.c_str(), 0) == 0) {
+        matched = true;
+        chosen.insert(c.id);
+      }
+    if (!matched) {
+      err << "syncprobe run: no case matches '" << p
+          << "' (see 'syncprobe list cases' for the ids)\n";
+      ok = false;
+    }
+  }
+  for (const auto& c : all)
+    if (chosen.count(c.id)) out.push_back(&c);
+  return ok;
+}
+
+// Target names in run order: the requested ones, then the reference
+// baselines the classifier compares against, without duplicates.
+bool select_targets(const std::vector<std::string>& requested, std::vector<std::string>& out,
+                    std::ostream& err) {
+  std::vector<std::string> patterns = requested;
+  if (patterns.empty()) patterns = {"reference:*", "host:*"};
+  patterns.push_back("reference:*");  // baselines for closest_policy
+  bool ok = true;
+  std::set<std::string> seen;
+  for (const auto& p : patterns) {
+    auto names = registry().expand(p);
+    if (names.empty()) {
+      // "host:*" on a build or machine without host targets is not an error.
+      if (!requested.empty() && std::find(requested.begin(), requested.end(), p) != requested.end()) {
+        err << "syncprobe run: no target matches '" << p << "' (see 'syncprobe list targets')\n";
+        ok = false;
+      }
+      continue;
+    }
+    for (auto& n : names)
+      if (seen.insert(n).second) out.push_back(n);
+  }
+  return ok;
+}
+
+class Progress {
+ public:
+  Progress(size_t total, bool enabled) : total_(total), enabled_(enabled && isatty(STDERR_FILENO)) {}
+  void step(const std::string& target, const std::string& case_id, CaseStatus status) {
+    std::lock_guard lock(mu_);
+    ++done_;
+    counts_[status]++;
+    if (!enabled_) return;
+    std::cerr << fmt::format("\r\033[K[{}/{}] {} {} ({})", done_, total_, target, case_id,
+                             to_string(status))
+              << std::flush;
+  }
+  void finish() {
+    if (enabled_) std::cerr << "\r\033[K" << std::flush;
+  }
+  size_t count(CaseStatus s) {
+    std::lock_guard lock(mu_);
+    return counts_[s];
+  }
+
+ private:
+  std::mutex mu_;
+  size_t total_;
+  size_t done_ = 0;
+  bool enabled_;
+  std::map<CaseStatus, size_t> counts_;
+};
+
+}  // namespace
+
+int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
+  // Plan: nothing runs until every case parses and every target is known.
+  std::optional<Shard> shard;
+  if (!opts.shard.empty()) {
+    std::string why;
+    shard = parse_shard(opts.shard, why);
+    if (!shard) {
+      err << "syncprobe run: " << why << "\n";
+      return 2;
+    }
+  }
+  const std::string cases_dir = opts.cases_dir.empty() ? default_cases_dir() : opts.cases_dir;
+  const auto capabilities = capability_table(err);
+  if (!capabilities) return 2;
+  ParseOutcome parsed = load_cases(cases_dir, &*capabilities);
+  if (!parsed.ok()) {
+    for (const auto& e : parsed.errors) err << e.format() << "\n";
+    err << "syncprobe run: " << parsed.errors.size() << " problem(s) in " << cases_dir
+        << "; nothing was run\n";
+    return 2;
+  }
+  std::vector<const Case*> cases;
+  if (!select_cases(parsed.cases, opts.cases, cases, err)) return 2;
+  if (cases.empty()) {
+    err << "syncprobe run: no cases in " << cases_dir << "\n";
+    return 2;
+  }
+  std::vector<std::string> names;
+  if (!select_targets(opts.targets, names, err)) return 2;
+  std::vector<std::unique_ptr<Target>> targets;
+  for (const auto& n : names) {
+    std::string why;
+    auto t = registry().make(n, why);
+    if (!t) {
+      err << "syncprobe run: " << why << "\n";
+      return 2;
+    }
+    targets.push_back(std::move(t));
+  }
+
+  // The (target, case) pairs this process runs: all of them, or its shard's
+  // slice (engine/plan.h: a VM kernel's cases stay in one shard).
+  std::set<std::pair<std::string, std::string>> mine;
+  {
+    std::vector<PlanTarget> plan;
+    std::vector<std::string> ids;
+    for (const auto& t : targets) plan.push_back({t->name(), t->batch_key()});
+    for (const Case* c : cases) ids.push_back(c->id);
+    mine = shard_pairs(plan, ids, shard.value_or(Shard{}));
+  }
+  auto cases_for = [&](const Target& t) {
+    std::vector<const Case*> v;
+    for (const Case* c : cases)
+      if (mine.count({t.name(), c->id})) v.push_back(c);
+    return v;
+  };
+
+  const std::string run_id = new_run_id();
+  const std::string out_dir = opts.out_dir.empty()
+                                  ? "results/" + run_id
+                                  : opts.out_dir;
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) {
+    err << "syncprobe run: cannot create " << out_dir << ": " << ec.message() << "\n";
+    return 2;
+  }
+  RunContext ctx;
+  ctx.run_id = run_id;
+  ctx.run_dir = out_dir;
+  ctx.scratch_dir = scratch_root() + "/" + run_id;
+  ctx.step_timeout = std::chrono::milliseconds(opts.step_timeout_ms);
+  ctx.verbose = opts.verbose;
+
+  install_interrupt_handlers();
+  // A killed earlier run may have left mounts, loop devices, daemons or VMs.
+  registry().cleanup_stale(scratch_root(), err);
+
+  nlohmann::json run = {{"schema", "syncprobe.run/1"},
+                        {"id", run_id},
+                        {"command", opts.command_line},
+                        {"started_at", utc_now("%Y-%m-%dT%H:%M:%SZ")},
+                        {"syncprobe_version", SYNCPROBE_VERSION},
+                        {"host", host_facts()},
+                        {"cases_dir", cases_dir},
+                        {"targets", nlohmann::json::object()},
+                        {"cases", nlohmann::json::object()}};
+  for (const Case* c : cases) run["cases"][c->id] = *c;
+  if (shard) run["shard"] = {{"index", shard->index}, {"count", shard->count}, {"case_runs", mine.size()}};
+  for (const auto& t : targets) {
+    const Availability a = t->availability();
+    run["targets"][t->name()] = {{"measured", t->measured()},
+                                 {"environment", t->environment()},
+                                 {"available", a.available},
+                                 {"reason", a.reason},
+                                 {"baseline", std::find(opts.targets.begin(), opts.targets.end(),
+                                                        t->name()) == opts.targets.end() &&
+                                                  !opts.targets.empty()}};
+  }
+  write_file_atomic(out_dir + "/run.json", run.dump(2));
+  out << "syncprobe: run " << run_id << ": " << cases.size() << " cases on " << targets.size()
+      << " targets";
+  if (shard)
+    out << ", shard " << shard->index << "/" << shard->count << ": " << mine.size() << " of "
+        << cases.size() * targets.size() << " case runs";
+  out << " -> " << out_dir << "\n";
+
+  Progress progress(mine.size(), opts.progress);
+  bool internal_failure = false;
+  auto sink = [&](const CaseResult& r) {
+    write_file_atomic(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(r).dump(2));
+    progress.step(r.target, r.case_id, r.status);
+  };
+  // One execute() per set of targets that share their slice of the cases:
+  // unsharded, one call for everything; a VM kernel's targets always share.
+  std::map<std::vector<const Case*>, std::vector<Target*>> by_slice;
+  std::vector<std::vector<const Case*>> slice_order;
+  for (auto& t : targets) {
+    std::vector<const Case*> slice = cases_for(*t);
+    if (slice.empty()) continue;
+    auto [it, added] = by_slice.try_emplace(slice);
+    if (added) slice_order.push_back(slice);
+    it->second.push_back(t.get());
+  }
+  for (const auto& slice : slice_order) {
+    if (interrupted()) break;
+    Plan plan;
+    plan.cases = slice;
+    plan.jobs = opts.jobs;
+    plan.targets = by_slice[slice];
+    if (!execute(plan, ctx, sink)) internal_failure = true;
+  }
+  progress.finish();
+  // The targets' destructors release what they hold; then the run's scratch
+  // directory goes, unless a mount below it would not (the next run's
+  // cleanup takes it then).
+  targets.clear();
+  if (std::filesystem::exists(ctx.scratch_dir) && !remove_tree_if_unmounted(ctx.scratch_dir))
+    err << "syncprobe run: " << ctx.scratch_dir
+        << " still holds a mount; the next run will remove it\n";
+
+  run["finished_at"] = utc_now("%Y-%m-%dT%H:%M:%SZ");
+  if (interrupted()) run["interrupted_by_signal"] = interrupt_signal();
+  write_file_atomic(out_dir + "/run.json", run.dump(2));
+
+  if (shard) {
+    // One shard's results classify only together with the others'.
+    out << fmt::format("syncprobe: shard {}/{} done; combine the shards with `syncprobe merge`\n",
+                       shard->index, shard->count);
+  } else {
+    try {
+      const nlohmann::json summary = classify(load_run(out_dir));
+      write_file_atomic(out_dir + "/summary.json", summary.dump(2));
+      print_summary(summary, out);
+    } catch (const std::exception& e) {
+      err << "syncprobe run: classification failed: " << e.what() << "\n";
+      internal_failure = true;
+    }
+  }
+  out << fmt::format("syncprobe: {} completed, {} skipped, {} hung, {} error; results in {}\n",
+                     progress.count(CaseStatus::completed), progress.count(CaseStatus::skipped),
+                     progress.count(CaseStatus::hung), progress.count(CaseStatus::error), out_dir);
+  if (interrupted()) {
+    err << "syncprobe run: interrupted; partial results kept in " << out_dir << "\n";
+    return 128 + interrupt_signal();
+  }
+  return internal_failure ? 1 : 0;
+}
+
+}  // namespace syncprobe

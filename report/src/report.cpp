@@ -1,0 +1,66 @@
+// `syncprobe report`: a self-contained static site from a results directory.
+//
+// Reads only the run's files, through schema/results_io (run.json,
+// summary.json, <target>/<case>.json, bench.json when present), and writes
+// index.html, one page per target (the evidence behind each verdict), one
+// page per (target, case) (the steps beside the closest reference policy),
+// junit.xml, report.ktap and summary.md. No scripts, fonts or anything else
+// from the network: inline CSS and SVG drawn here.
+#include "syncprobe/report.h"
+
+#include <ostream>
+
+#include "site.h"
+
+namespace syncprobe {
+
+std::string html_escape(const std::string& s) {
+  std::string out;
+  out.reserve(s.size());
+  for (char c : s) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
+int write_report(const ReportOptions& opts, std::ostream& out, std::ostream& err) {
+  using namespace site;
+  Run r;
+  if (!load(opts.results_dir, r, err)) return 2;
+  fs::path dir = opts.out_dir.empty()
+                     ? fs::path("reports") / r.run.value("id", "report")
+                     : fs::path(opts.out_dir);
+  try {
+    fs::create_directories(dir);
+    write_file(dir / "index.html", index_page(r));
+    for (const auto& t : r.targets) {
+      write_file(dir / "targets" / (target_slug(t) + ".html"), target_page(r, t));
+      if (fs::exists(r.dir / t / "console.log"))  // VM targets: the guest's console, kept beside
+        write_file(dir / "targets" / (target_slug(t) + "-console.txt"), read_text(r.dir / t / "console.log"));
+      for (const auto& c : r.cases)
+        if (!r.target(t)["cases"][c].is_null()) write_file(dir / case_href(t, c), case_page(r, t, c));
+    }
+    write_file(dir / "junit.xml", junit(r));
+    write_file(dir / "report.ktap", ktap(r));
+    write_file(dir / "summary.md", markdown(r));
+    if (opts.compare_with) {
+      Run b;
+      if (!load(*opts.compare_with, b, err)) return 2;
+      compare(r, b, dir, out);
+    }
+  } catch (const std::exception& e) {
+    err << "syncprobe report: " << e.what() << "\n";
+    return 1;
+  }
+  out << "report: " << (dir / "index.html").string() << "\n";
+  return 0;
+}
+
+}  // namespace syncprobe

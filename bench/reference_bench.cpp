@@ -112,7 +112,7 @@ void BM_CacheMetadata(benchmark::State& state, const char* policy) {
     Aligned buf(kPage, 7);
     f->write_pages(kPages, buf.span(0, kPage));
     const double after = heap();
-    const ref::CacheStats st = f->cache().stats();
+    const ref::CacheStats st = f->fs().stats();
     state.counters["bytes_per_page"] = (after - before) / double(kPages);
     state.counters["unused_frame_bytes_per_page"] =
         (double(st.frame_bytes_reserved) - double(kPages * kPage)) / double(kPages);

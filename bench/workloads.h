@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "syncprobe/ref/errseq.h"
-#include "syncprobe/ref/page_cache.h"
+#include "syncprobe/ref/file_system.h"
 
 namespace syncprobe::bench {
 
@@ -56,38 +56,36 @@ class Aligned {
   std::byte* p_;
 };
 
-// One reference cache with one file open in process "a".
+// One reference file system with one file open: what the runner's adapter
+// and the FUSE mount call, without either on top.
 class RefFile {
  public:
-  explicit RefFile(const std::string& policy)
-      : cache_(ref::make_policy(policy)), proc_(&cache_.process("a")) {
-    fd_ = int(proc_->open("f", OpenFlags{}).ret);
+  explicit RefFile(const std::string& policy) : fs_(ref::make_policy(policy)) {
+    check(fs_.open("f", ref::OpenFlags{}, h_));
   }
-  ref::PageCache& cache() { return cache_; }
-  Process& proc() { return *proc_; }
-  int fd() const { return fd_; }
+  ref::FileSystem& fs() { return fs_; }
+  ref::Handle h() const { return h_; }
   // Writes pages [0, pages) with `buf` (the setups; results are checked by the unit tests).
   void write_pages(uint64_t pages, std::span<const std::byte> buf) {
-    for (uint64_t i = 0; i < pages; ++i) check(proc().pwrite(fd_, buf, i * kPage));
+    for (uint64_t i = 0; i < pages; ++i) check(fs_.pwrite(h_, buf, i * kPage));
   }
   static void check(const SysResult& r) {
     if (!r.ok()) std::abort();  // a setup step failed: the figure would be meaningless
   }
 
  private:
-  ref::PageCache cache_;
-  Process* proc_;
-  int fd_;
+  ref::FileSystem fs_;
+  ref::Handle h_;
 };
 
 // pwrite of `len` bytes into cached, dirty pages, cycling over 64 MiB.
 class RefPwrite final : public Workload {
  public:
   RefPwrite(const std::string& policy, size_t len) : f_(policy), len_(len), buf_(len, 0x5a) {
-    for (size_t off = 0; off < kSpan; off += len_) RefFile::check(f_.proc().pwrite(f_.fd(), buf_.span(0, len_), off));
+    for (size_t off = 0; off < kSpan; off += len_) RefFile::check(f_.fs().pwrite(f_.h(), buf_.span(0, len_), off));
   }
   void timed_op() override {
-    RefFile::check(f_.proc().pwrite(f_.fd(), buf_.span(0, len_), off_));
+    RefFile::check(f_.fs().pwrite(f_.h(), buf_.span(0, len_), off_));
     off_ = (off_ + len_) % kSpan;
   }
 
@@ -104,7 +102,7 @@ class RefPread final : public Workload {
     f_.write_pages(kSpan / kPage, buf_.span(0, kPage));
   }
   void timed_op() override {
-    RefFile::check(f_.proc().pread(f_.fd(), buf_.span(0, kPage), off_));
+    RefFile::check(f_.fs().pread(f_.h(), buf_.span(0, kPage), off_));
     off_ = (off_ + kPage) % kSpan;
   }
 
@@ -122,11 +120,11 @@ class RefFsync final : public Workload {
   RefFsync(const std::string& policy, uint64_t dirty, uint64_t cached)
       : f_(policy), dirty_(dirty), buf_(kPage, 2) {
     f_.write_pages(cached, buf_.span(0, kPage));
-    RefFile::check(f_.proc().fsync(f_.fd()));
+    RefFile::check(f_.fs().fsync(f_.h(), false));
   }
   bool prepares() const override { return true; }
   void prepare() override { f_.write_pages(dirty_, buf_.span(0, kPage)); }
-  void timed_op() override { RefFile::check(f_.proc().fsync(f_.fd())); }
+  void timed_op() override { RefFile::check(f_.fs().fsync(f_.h(), false)); }
 
  private:
   RefFile f_;
@@ -141,13 +139,12 @@ class RefFailingFsync final : public Workload {
  public:
   RefFailingFsync(const std::string& policy, uint64_t pages) : f_(policy), buf_(kPage, 3) {
     f_.write_pages(pages, buf_.span(0, kPage));
-    FaultRequest req;  // the whole device fails writes
-    req.rule.err = EIO;
-    nlohmann::json detail;
-    RefFile::check(f_.cache().fault(req, detail));
+    FaultRule rule, installed;  // the whole device fails writes
+    rule.err = EIO;
+    RefFile::check(f_.fs().fault(ref::FaultPlace{}, rule, installed));
   }
   void timed_op() override {
-    SysResult r = f_.proc().fsync(f_.fd());
+    SysResult r = f_.fs().fsync(f_.h(), false);
     if (r.ok() || r.hung) std::abort();  // must report the failure (once, or every time)
   }
 
@@ -161,13 +158,13 @@ class RefDropCaches final : public Workload {
  public:
   RefDropCaches(const std::string& policy, uint64_t pages) : f_(policy), pages_(pages), buf_(kPage, 4) {
     f_.write_pages(pages, buf_.span(0, kPage));
-    RefFile::check(f_.proc().fsync(f_.fd()));
+    RefFile::check(f_.fs().fsync(f_.h(), false));
   }
   bool prepares() const override { return true; }
   void prepare() override {
-    for (uint64_t i = 0; i < pages_; ++i) RefFile::check(f_.proc().pread(f_.fd(), buf_.span(0, kPage), i * kPage));
+    for (uint64_t i = 0; i < pages_; ++i) RefFile::check(f_.fs().pread(f_.h(), buf_.span(0, kPage), i * kPage));
   }
-  void timed_op() override { RefFile::check(f_.cache().drop_caches()); }
+  void timed_op() override { RefFile::check(f_.fs().drop_caches()); }
 
  private:
   RefFile f_;

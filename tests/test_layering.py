@@ -80,8 +80,7 @@ def violations(root=ROOT):
     return broken
 
 
-# Being removed (issue 10): PageCache still implements engine's Storage seam.
-KNOWN = {"reference/include/syncprobe/ref/page_cache.h: syncprobe/storage.h belongs to engine"}
+KNOWN = set()  # exceptions being removed, each with its issue
 
 
 def test_every_include_follows_the_layering():

@@ -2,14 +2,15 @@
 // pages they touch.
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <utility>
 
-#include "cache_model.h"
+#include "fs_state.h"
 #include "fiu_points.h"
 
 namespace syncprobe::ref {
 
-using State = PageCache::State;
+using State = FileSystem::State;
 
 // Remembers a writeback error where the policy keeps it (mapping_set_error).
 void State::record_error(Inode& in, int err) {
@@ -239,7 +240,7 @@ SysResult State::fsync_file(File& f, bool datasync, uint64_t first, uint64_t las
   return err ? SysResult::failure(err) : SysResult::success();
 }
 
-File* State::open_file(Inode& in, const OpenFlags& flags) {
+Handle State::open_file(Inode& in, const OpenFlags& flags) {
   auto f = std::make_unique<File>();
   f->inode = &in;
   f->flags = flags;
@@ -251,11 +252,23 @@ File* State::open_file(Inode& in, const OpenFlags& flags) {
       break;
     }
   in.files.push_back(f.get());
-  files.push_back(std::move(f));
-  return files.back().get();
+  uint32_t slot;
+  if (!free_handles.empty()) {
+    slot = free_handles.back();
+    free_handles.pop_back();
+  } else {
+    slot = uint32_t(handles.size());
+    handles.emplace_back();
+  }
+  HandleSlot& hs = handles[slot];
+  hs.file = std::move(f);
+  ++hs.generation;
+  ++open_files;
+  return Handle{uint64_t(hs.generation) << 32 | slot};
 }
 
-void State::release_file(File* f) {
+void State::release_file(Handle h) {
+  File* f = file(h);
   Inode& in = *f->inode;
   if (f->slot != kNoSlot) {
     in.mapping.untouch(1ull << f->slot);
@@ -264,7 +277,48 @@ void State::release_file(File* f) {
   std::erase(in.files, f);
   if (in.files.empty() && policy->error_memory() == ErrorMemory::vnode_sticky)
     in.vnode_error = 0;  // the vnode is released
-  std::erase_if(files, [f](const auto& p) { return p.get() == f; });
+  const uint32_t slot = uint32_t(h.id & 0xffffffffu);
+  handles[slot].file.reset();
+  free_handles.push_back(slot);
+  --open_files;
+}
+
+void State::release_all_files() {
+  for (uint32_t slot = uint32_t(handles.size()); slot-- > 0;)
+    if (handles[slot].file) release_file(Handle{uint64_t(handles[slot].generation) << 32 | slot});
+}
+
+void State::truncate_inode(Inode& in, uint64_t size) {
+  if (size == 0) {
+    in.mapping.clear();
+  } else {
+    std::vector<uint64_t> doomed;
+    const uint64_t keep = (size + kPageSize - 1) / kPageSize;
+    in.mapping.for_each([&](PageMap::Page page) {
+      if (page.index() >= keep) doomed.push_back(page.index());
+    });
+    for (uint64_t index : doomed) in.mapping.erase(index);
+    if (size % kPageSize)
+      if (PageMap::Page last = in.mapping.find(size / kPageSize); last && last.has(PG_uptodate)) {
+        std::memset(last.data() + size % kPageSize, 0, kPageSize - size % kPageSize);
+        in.mapping.set_flags(last, PG_dirty);
+      }
+  }
+  in.size = size;
+  in.meta_dirty = in.size_dirty = true;
+  in.mtime = in.ctime = now();
+  journal_dirty = true;
+}
+
+void State::touch_inode(Inode& in, uint64_t end) {
+  if (in.raw) return;
+  in.meta_dirty = true;  // mtime
+  in.mtime = in.ctime = now();
+  if (end > in.size) {
+    in.size = end;
+    in.size_dirty = true;
+  }
+  journal_dirty = true;
 }
 
 // Reads page `index` into the cache if it is not there. Pages beyond the

@@ -1,9 +1,10 @@
 #pragma once
-// The model behind PageCache: inodes with their mappings, open file
+// The model behind FileSystem: inodes with their mappings, open file
 // descriptions, the namespace and its journal, writeback and the policy's
-// decisions. page_cache.cpp puts the runner's Storage/Process seam on top.
+// decisions. file_system.cpp is the API over it.
 // REQUIRES external synchronization.
 #include <cstdint>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <optional>
@@ -13,7 +14,7 @@
 
 #include "frame_pool.h"
 #include "page_map.h"
-#include "syncprobe/ref/page_cache.h"
+#include "syncprobe/ref/file_system.h"
 
 namespace syncprobe::ref {
 
@@ -41,6 +42,10 @@ struct Inode {
   int vnode_error = 0;
   std::vector<File*> files;  // open file descriptions
   uint64_t used_slots = 0;
+  // In core only (not journaled).
+  uint32_t mode = 0644;
+  uint32_t nlink = 1;  // names it has: 0 once unlinked or replaced by a rename
+  timespec atime{}, mtime{}, ctime{};
 
   uint64_t block_of(uint64_t index) const {
     return raw ? index : kDataRegionBlock + ino * kBlocksPerFile + index;
@@ -65,9 +70,7 @@ struct Writeback {
   std::vector<std::pair<Inode*, uint64_t>> written;  // pages written successfully
 };
 
-class RefProcess;
-
-struct PageCache::State {
+struct FileSystem::State {
   std::unique_ptr<Policy> policy;
   SimDevice device;
   FramePool frames;  // the cached pages' data; outlives the inodes
@@ -76,8 +79,6 @@ struct PageCache::State {
   std::map<uint64_t, uint64_t> loaded_sizes;          // sizes of inodes not in core, as committed
   uint64_t next_ino = 2;
   bool journal_dirty = false;                          // some name or inode not committed
-  std::vector<std::unique_ptr<File>> files;
-  std::map<std::string, std::unique_ptr<RefProcess>> processes;
   std::optional<uint64_t> error_memory_limit;
   std::optional<uint64_t> cache_limit;  // memory pressure: bytes all cached pages may use
   uint32_t use_clock = 0;
@@ -86,17 +87,38 @@ struct PageCache::State {
   uint64_t discarded_error_pages = 0;
   uint64_t writeback_errors = 0;
 
-  ~State();
+  // Open file descriptions by handle: slot index in the low 32 bits, the
+  // slot's generation in the high ones, so a stale handle is never mistaken
+  // for a newer description in the same slot.
+  struct HandleSlot {
+    std::unique_ptr<File> file;
+    uint32_t generation = 0;
+  };
+  std::vector<HandleSlot> handles;
+  std::vector<uint32_t> free_handles;
+  uint64_t open_files = 0;
 
-  // ---- namespace and metadata (cache_namespace.cpp) ----
+  File* file(Handle h) {
+    const uint64_t slot = h.id & 0xffffffffu;
+    if (slot >= handles.size()) return nullptr;
+    HandleSlot& s = handles[slot];
+    return s.file && s.generation == uint32_t(h.id >> 32) ? s.file.get() : nullptr;
+  }
+
+  // ---- namespace and metadata (fs_namespace.cpp) ----
   Inode& inode(uint64_t ino);  // the in-core inode, read in if needed
-  Inode* lookup(const std::string& path);
+  // The inode at `path` ("" and "." are the root), or nullptr with `err`
+  // (ENOENT, ENOTDIR for a file used as a directory, EINVAL for a malformed path).
+  Inode* resolve(const std::string& path, int& err);
+  // Checks that the parent directory of `path` exists; 0 or the errno.
+  int check_parent(const std::string& path);
+  static std::string normalize(const std::string& path);  // "" for the root
   uint64_t committed_size(uint64_t ino) const;
   std::string serialize_namespace() const;
   IoResult commit_metadata();  // a journal commit: the namespace, then a flush
   IoResult mount();            // reads the namespace back; every in-core inode goes
 
-  // ---- errors, page fate and writeback (cache_writeback.cpp) ----
+  // ---- errors, page fate and writeback (fs_writeback.cpp) ----
   void record_error(Inode& in, int err);
   void discard_page(Inode& in, uint64_t index);
   void enforce_error_limit();
@@ -108,9 +130,10 @@ struct PageCache::State {
   int check_error_memory(File& f);
   SysResult fsync_file(File& f, bool datasync, uint64_t first = 0, uint64_t last = UINT64_MAX);
 
-  // ---- descriptors and pages (cache_writeback.cpp) ----
-  File* open_file(Inode& in, const OpenFlags& flags);
-  void release_file(File* f);
+  // ---- descriptors and pages (fs_writeback.cpp) ----
+  Handle open_file(Inode& in, const OpenFlags& flags);
+  void release_file(Handle h);
+  void release_all_files();
   // Page `index`, read in if not cached; none (and `r` says why) on failure.
   PageMap::Page fill_page(Inode& in, uint64_t index, IoResult& r) {
     PageMap::Page cached = in.mapping.find(index);
@@ -118,11 +141,19 @@ struct PageCache::State {
     return read_page(in, index, cached, r);
   }
   PageMap::Page read_page(Inode& in, uint64_t index, PageMap::Page cached, IoResult& r);
-  void drop_all_descriptors();  // page_cache.cpp
+  // Truncates to `size`: pages past it go, dirty or not.
+  void truncate_inode(Inode& in, uint64_t size);
+  void touch_inode(Inode& in, uint64_t end);  // a write reached `end`: mtime, size
 };
 
 inline SysResult from_io(const IoResult& r) {
   return r.hung ? SysResult::hang() : r.err ? SysResult::failure(r.err) : SysResult::success();
+}
+
+inline timespec now() {
+  timespec t{};
+  clock_gettime(CLOCK_REALTIME, &t);
+  return t;
 }
 
 }  // namespace syncprobe::ref

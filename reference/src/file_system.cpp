@@ -1,0 +1,394 @@
+// FileSystem: open file descriptions, I/O, sync calls, and the machine around
+// the cache (eviction, remount, power cut, faults). The namespace operations
+// are in fs_namespace.cpp, writeback in fs_writeback.cpp.
+#include "syncprobe/ref/file_system.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "fs_state.h"
+
+namespace syncprobe::ref {
+
+FileSystem::FileSystem(std::unique_ptr<Policy> policy) : s_(std::make_unique<State>()) {
+  s_->policy = std::move(policy);
+  // mkfs: an empty namespace on stable storage. A fresh device has no faults.
+  if (IoResult r = s_->commit_metadata(); !r.ok()) throw std::logic_error("reference mkfs failed");
+}
+
+FileSystem::~FileSystem() = default;
+
+const Policy& FileSystem::policy() const { return *s_->policy; }
+SimDevice& FileSystem::device() { return s_->device; }
+
+CacheStats FileSystem::stats() const {
+  CacheStats st;
+  for (const auto& [ino, in] : s_->inodes) {
+    st.cached_pages += in->mapping.size();
+    st.dirty_pages += in->mapping.dirty_pages();
+    st.error_pages += in->mapping.error_pages();
+    st.error_bytes_held += in->mapping.dirty_error_pages() * kPageSize;
+  }
+  st.discarded_error_pages = s_->discarded_error_pages;
+  st.writeback_errors = s_->writeback_errors;
+  st.evicted_pages = s_->evicted_pages;
+  st.device_writes = s_->device.writes();
+  st.device_flushes = s_->device.flushes();
+  st.open_files = s_->open_files;
+  st.frame_bytes_reserved = s_->frames.bytes_reserved();
+  return st;
+}
+
+// ---- open file descriptions -------------------------------------------------------
+
+SysResult FileSystem::open(const std::string& path, const OpenFlags& flags, Handle& out, uint32_t mode) {
+  State& s = *s_;
+  int err = 0;
+  Inode* in = s.resolve(path, err);
+  if (in && in->is_dir) {
+    if (!flags.directory && !flags.read_only) return SysResult::failure(EISDIR);
+  } else {
+    if (!in) {
+      if (err != ENOENT || !flags.create) return SysResult::failure(err);
+      const std::string p = State::normalize(path);
+      if (int perr = s.check_parent(p)) return SysResult::failure(perr);
+      in = &s.inode(s.next_ino++);
+      s.names[p] = in->ino;
+      in->mode = mode & 07777;
+      in->meta_dirty = in->size_dirty = true;
+      s.journal_dirty = true;
+    } else if (flags.create && flags.exclusive) {
+      return SysResult::failure(EEXIST);
+    }
+    if (flags.directory) return SysResult::failure(ENOTDIR);
+    if (flags.truncate && !flags.read_only) s.truncate_inode(*in, 0);
+  }
+  out = s.open_file(*in, flags);
+  return SysResult::success();
+}
+
+SysResult FileSystem::open_device(const OpenFlags& flags, Handle& out) {
+  out = s_->open_file(s_->inode(kRawIno), flags);
+  return SysResult::success();
+}
+
+SysResult FileSystem::close(Handle h) {
+  if (!s_->file(h)) return SysResult::failure(EBADF);
+  s_->release_file(h);
+  return SysResult::success();
+}
+
+// O_DIRECT: straight to the device, bypassing (and invalidating) the cache.
+// Errors go to the caller only; nothing is recorded in the mapping.
+static SysResult direct_write(FileSystem::State& s, Inode& in, std::span<const std::byte> data,
+                              uint64_t offset) {
+  if ((offset | data.size()) % kBlockSize) return SysResult::failure(EINVAL);
+  for (uint64_t pos = 0; pos < data.size(); pos += kBlockSize) {
+    const uint64_t index = (offset + pos) / kBlockSize;
+    in.mapping.erase(index);
+    IoResult r = s.device.write(in.block_of(index), data.subspan(pos, kBlockSize));
+    if (!r.ok()) return from_io(r);
+  }
+  return SysResult::success();
+}
+
+SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t offset) {
+  State& s = *s_;
+  File* f = s.file(h);
+  if (!f || f->flags.read_only) return SysResult::failure(EBADF);
+  Inode& in = *f->inode;
+  if (in.is_dir) return SysResult::failure(EISDIR);
+  if (data.empty()) return SysResult::success(0);
+  const uint64_t end = offset + data.size();
+  if ((end + kPageSize - 1) / kPageSize > in.max_pages()) return SysResult::failure(EFBIG);
+  if (f->flags.direct) {
+    if (SysResult r = direct_write(s, in, data, offset); !r.ok()) return r;
+  } else {
+    for (uint64_t pos = offset; pos < end;) {
+      const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
+      const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
+      PageMap::Page page;
+      if (n == kPageSize) {
+        page = in.mapping.get(index);  // overwritten whole: nothing to read first
+      } else {
+        IoResult r;
+        page = s.fill_page(in, index, r);
+        if (!page) return from_io(r);
+      }
+      copy_bytes(page.data() + in_page, data.data() + (pos - offset), n);
+      in.mapping.set_flags(page, PG_uptodate | PG_dirty);
+      page.touched() |= f->bit();
+      page.last_use() = ++s.use_clock;
+      pos += n;
+    }
+  }
+  s.touch_inode(in, end);
+  if (s.cache_limit) s.balance_cache();
+  if (f->flags.sync || f->flags.dsync) {
+    SysResult r = s.fsync_file(*f, !f->flags.sync, offset / kPageSize, (end - 1) / kPageSize);
+    if (!r.ok()) return r;
+  }
+  return SysResult::success(int64_t(data.size()));
+}
+
+SysResult FileSystem::pread(Handle h, std::span<std::byte> out, uint64_t offset) {
+  State& s = *s_;
+  File* f = s.file(h);
+  if (!f) return SysResult::failure(EBADF);
+  Inode& in = *f->inode;
+  if (in.is_dir) return SysResult::failure(EISDIR);
+  if (offset >= in.size || out.empty()) return SysResult::success(0);
+  const uint64_t end = std::min<uint64_t>(in.size, offset + out.size());
+  if (f->flags.direct) {
+    if ((offset | (end - offset)) % kBlockSize) return SysResult::failure(EINVAL);
+    for (uint64_t pos = offset; pos < end; pos += kBlockSize) {
+      IoResult r = s.device.read(in.block_of(pos / kBlockSize), out.subspan(pos - offset, kBlockSize));
+      if (!r.ok()) return from_io(r);
+    }
+    return SysResult::success(int64_t(end - offset));
+  }
+  for (uint64_t pos = offset; pos < end;) {
+    const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
+    const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
+    IoResult r;
+    PageMap::Page page = s.fill_page(in, index, r);
+    if (!page) {
+      if (pos == offset) return from_io(r);
+      return SysResult::success(int64_t(pos - offset));  // a short read, as read(2)
+    }
+    copy_bytes(out.data() + (pos - offset), page.data() + in_page, n);
+    page.touched() |= f->bit();
+    page.last_use() = ++s.use_clock;
+    pos += n;
+  }
+  if (s.cache_limit) s.balance_cache();
+  return SysResult::success(int64_t(end - offset));
+}
+
+SysResult FileSystem::fsync(Handle h, bool datasync) {
+  File* f = s_->file(h);
+  if (!f) return SysResult::failure(EBADF);
+  return s_->fsync_file(*f, datasync);
+}
+
+SysResult FileSystem::sync_file_range(Handle h, uint64_t offset, uint64_t length,
+                                      const SyncRangeFlags& flags) {
+  State& s = *s_;
+  File* f = s.file(h);
+  if (!f) return SysResult::failure(EBADF);
+  Inode& in = *f->inode;
+  if (!flags.write) return SysResult::success();
+  const uint64_t first = offset / kPageSize;
+  const uint64_t last = length == 0 ? UINT64_MAX : (offset + length - 1) / kPageSize;
+  Writeback wb;
+  s.writeback_inode(in, nullptr, wb, first, last);
+  if (wb.hung) return SysResult::hang();
+  if (!flags.wait_after) return SysResult::success();
+  // filemap_fdatawait_range: the legacy flags, checked and cleared; the
+  // errseq cursors are left alone. Policies without flags report what this
+  // writeback met.
+  int err = 0;
+  switch (s.policy->error_memory()) {
+    case ErrorMemory::as_flags:
+    case ErrorMemory::errseq: {
+      const uint32_t fl = std::exchange(in.as_flags, 0);
+      err = fl & AS_ENOSPC ? ENOSPC : fl & AS_EIO ? EIO : 0;
+      break;
+    }
+    case ErrorMemory::vnode_sticky:
+      err = wb.first_err ? wb.first_err : in.vnode_error;
+      break;
+    case ErrorMemory::none:
+      err = wb.first_err;
+      break;
+  }
+  return err ? SysResult::failure(err) : SysResult::success();
+}
+
+SysResult FileSystem::msync_write(Handle h, std::span<const std::byte> data, uint64_t offset) {
+  State& s = *s_;
+  File* f = s.file(h);
+  if (!f || f->flags.read_only) return SysResult::failure(EBADF);
+  Inode& in = *f->inode;
+  if (offset + data.size() > in.size) return SysResult::failure(ENXIO);  // SIGBUS beyond EOF
+  for (uint64_t pos = offset; pos < offset + data.size();) {
+    const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
+    const uint64_t n = std::min<uint64_t>(kPageSize - in_page, offset + data.size() - pos);
+    IoResult r;
+    PageMap::Page page = s.fill_page(in, index, r);
+    if (!page) return from_io(r);  // the fault: SIGBUS
+    copy_bytes(page.data() + in_page, data.data() + (pos - offset), n);
+    in.mapping.set_flags(page, PG_dirty);
+    page.touched() |= f->bit();
+    pos += n;
+  }
+  s.touch_inode(in, offset + data.size());
+  // msync(MS_SYNC) is vfs_fsync_range over the mapped range.
+  return s.fsync_file(*f, false, offset / kPageSize, (offset + data.size() - 1) / kPageSize);
+}
+
+SysResult FileSystem::ftruncate(Handle h, uint64_t size) {
+  File* f = s_->file(h);
+  if (!f) return SysResult::failure(EBADF);
+  if (f->flags.read_only) return SysResult::failure(EINVAL);  // ftruncate(2) on O_RDONLY
+  if (f->inode->is_dir || f->inode->raw) return SysResult::failure(EINVAL);
+  if ((size + kPageSize - 1) / kPageSize > f->inode->max_pages()) return SysResult::failure(EFBIG);
+  s_->truncate_inode(*f->inode, size);
+  return SysResult::success();
+}
+
+SysResult FileSystem::syncfs(Handle h) {
+  if (!s_->file(h)) return SysResult::failure(EBADF);
+  SysResult r = s_->write_everything();
+  if (r.hung) return r;
+  return s_->policy->syncfs_reports() ? r : SysResult::success();
+}
+
+SysResult FileSystem::sync() {
+  SysResult r = s_->write_everything();
+  return r.hung ? r : SysResult::success();  // sync(2) returns nothing
+}
+
+// ---- the machine around the cache ---------------------------------------------------
+
+SysResult FileSystem::drop_caches() {
+  for (auto& [ino, in] : s_->inodes) {
+    std::vector<uint64_t> clean;
+    in->mapping.for_each([&](PageMap::Page page) {
+      if (!page.has(PG_dirty)) clean.push_back(page.index());
+    });
+    for (uint64_t index : clean) in->mapping.erase(index);
+    // An inode nobody holds open, with nothing dirty, is evicted: what it
+    // remembered about errors goes with it.
+    if (in->files.empty() && in->mapping.empty()) {
+      in->wb_err = 0;
+      in->as_flags = 0;
+      in->vnode_error = 0;
+    }
+  }
+  return SysResult::success();
+}
+
+SysResult FileSystem::writeback() {
+  SysResult r = s_->write_everything();
+  return r.hung ? r : SysResult::success();  // nobody is told
+}
+
+SysResult FileSystem::remount() {
+  if (s_->open_files) return SysResult::failure(EBUSY);
+  SysResult r = s_->write_everything();
+  if (r.hung) return r;
+  // Whatever could not be written is lost with the unmount.
+  return from_io(s_->mount());
+}
+
+SysResult FileSystem::power_cut() {
+  s_->release_all_files();
+  s_->device.power_cut();
+  return from_io(s_->mount());
+}
+
+ReadBack FileSystem::read_back(const std::string& path, uint64_t offset, uint64_t length, bool raw) {
+  ReadBack rb;
+  s_->release_all_files();
+  rb.result = remount();
+  if (!rb.result.ok()) return rb;
+  int err = 0;
+  Inode* in = raw ? &s_->inode(kRawIno) : s_->resolve(path, err);
+  if (!in) {
+    rb.result = SysResult::failure(err);
+    return rb;
+  }
+  const uint64_t end = std::min<uint64_t>(in->size, offset + length);
+  if (offset >= end) {
+    rb.result = SysResult::success(0);
+    return rb;
+  }
+  rb.data.resize(end - offset);
+  std::vector<std::byte> block(kBlockSize);
+  for (uint64_t pos = offset; pos < end;) {
+    const uint64_t index = pos / kBlockSize, in_block = pos % kBlockSize;
+    const uint64_t n = std::min<uint64_t>(kBlockSize - in_block, end - pos);
+    IoResult r = s_->device.read(in->block_of(index), block);
+    if (!r.ok()) {
+      rb.result = from_io(r);
+      rb.data.clear();
+      return rb;
+    }
+    std::memcpy(rb.data.data() + (pos - offset), block.data() + in_block, n);
+    pos += n;
+  }
+  rb.result = SysResult::success(int64_t(end - offset));
+  return rb;
+}
+
+SysResult FileSystem::memory_limit(uint64_t bytes) {
+  s_->error_memory_limit = bytes;
+  s_->enforce_error_limit();
+  return SysResult::success();
+}
+
+SysResult FileSystem::cache_limit(uint64_t bytes) {
+  s_->cache_limit = bytes;
+  s_->balance_cache();
+  return SysResult::success();
+}
+
+// ---- faults ---------------------------------------------------------------------------
+
+SysResult FileSystem::fault(const FaultPlace& place, const FaultRule& rule, FaultRule& resolved) {
+  resolved = rule;
+  resolved.ranges.clear();
+  resolved.invert = false;
+  if (resolved.mode == FaultMode::error && resolved.err == 0) resolved.err = EIO;
+  auto region = [&](const std::string& path) -> std::optional<ByteRange> {
+    int err = 0;
+    Inode* in = s_->resolve(path, err);
+    if (!in || in->is_dir) return std::nullopt;
+    return ByteRange{in->block_of(0) * kBlockSize, in->max_pages() * kPageSize};
+  };
+  if (place.where == FaultPlace::Where::data && place.offset + place.length > kBlocksPerFile * kPageSize)
+    return SysResult::failure(EINVAL);
+  switch (place.where) {
+    case FaultPlace::Where::device:
+      break;
+    case FaultPlace::Where::data: {
+      auto r = region(place.path);
+      if (!r) return SysResult::failure(ENOENT);
+      if (place.length) *r = ByteRange{r->offset + place.offset, place.length};
+      resolved.ranges = {*r};
+      break;
+    }
+    case FaultPlace::Where::metadata:
+      // Everything but the file's data: the journal, inodes, directories and
+      // other files.
+      if (auto r = region(place.path)) resolved.ranges = {*r};
+      resolved.invert = true;
+      break;
+  }
+  s_->device.add_fault(resolved);
+  return SysResult::success();
+}
+
+SysResult FileSystem::heal() {
+  s_->device.heal();
+  return SysResult::success();
+}
+
+SysResult FileSystem::thin_limit(uint64_t headroom, FaultMode when_full) {
+  s_->device.set_thin(headroom, when_full);
+  return SysResult::success();
+}
+
+SysResult FileSystem::grow(uint64_t bytes) {
+  if (!s_->device.capacity_blocks()) return SysResult::failure(EINVAL);
+  s_->device.grow(bytes);
+  return SysResult::success();
+}
+
+uint64_t FileSystem::injected_hits() const { return s_->device.hits(); }
+std::string FileSystem::layer() const { return s_->device.last_layer(); }
+
+}  // namespace syncprobe::ref

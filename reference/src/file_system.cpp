@@ -63,7 +63,8 @@ SysResult FileSystem::open(const std::string& path, const OpenFlags& flags, Hand
       return SysResult::failure(EEXIST);
     }
     if (flags.directory) return SysResult::failure(ENOTDIR);
-    if (flags.truncate && !flags.read_only) s.truncate_inode(*in, 0);
+    if (flags.truncate && !flags.read_only)
+      if (IoResult r = s.truncate_inode(*in, 0); !r.ok()) return from_io(r);
   }
   out = s.open_file(*in, flags);
   return SysResult::success();
@@ -90,6 +91,7 @@ static SysResult direct_write(FileSystem::State& s, Inode& in, std::span<const s
     in.mapping.erase(index);
     IoResult r = s.device.write(in.block_of(index), data.subspan(pos, kBlockSize));
     if (!r.ok()) return from_io(r);
+    in.truncated.remove(index);
   }
   return SysResult::success();
 }
@@ -146,6 +148,7 @@ SysResult FileSystem::pread(Handle h, std::span<std::byte> out, uint64_t offset)
     for (uint64_t pos = offset; pos < end; pos += kBlockSize) {
       IoResult r = s.device.read(in.block_of(pos / kBlockSize), out.subspan(pos - offset, kBlockSize));
       if (!r.ok()) return from_io(r);
+      if (in.truncated.contains(pos / kBlockSize)) std::memset(out.data() + (pos - offset), 0, kBlockSize);
     }
     return SysResult::success(int64_t(end - offset));
   }
@@ -235,8 +238,7 @@ SysResult FileSystem::ftruncate(Handle h, uint64_t size) {
   if (f->flags.read_only) return SysResult::failure(EINVAL);  // ftruncate(2) on O_RDONLY
   if (f->inode->is_dir || f->inode->raw) return SysResult::failure(EINVAL);
   if ((size + kPageSize - 1) / kPageSize > f->inode->max_pages()) return SysResult::failure(EFBIG);
-  s_->truncate_inode(*f->inode, size);
-  return SysResult::success();
+  return from_io(s_->truncate_inode(*f->inode, size));
 }
 
 SysResult FileSystem::syncfs(Handle h) {

@@ -103,6 +103,7 @@ IoResult FileSystem::State::commit_metadata() {
   }
   if (IoResult r = device.flush(); !r.ok()) return r;
   journal_dirty = false;
+  discard_truncated();  // the new sizes are durable: what they cut off may go
   for (auto& [ino, in] : inodes) {
     in->meta_dirty = in->size_dirty = false;
     loaded_sizes[ino] = in->size;
@@ -296,8 +297,7 @@ SysResult FileSystem::truncate(const std::string& path, uint64_t size) {
   if (!in) return SysResult::failure(err);
   if (in->is_dir) return SysResult::failure(EISDIR);
   if ((size + kPageSize - 1) / kPageSize > in->max_pages()) return SysResult::failure(EFBIG);
-  s_->truncate_inode(*in, size);
-  return SysResult::success();
+  return from_io(s_->truncate_inode(*in, size));
 }
 
 SysResult FileSystem::chmod(const std::string& path, uint32_t mode) {

@@ -28,6 +28,43 @@ inline constexpr int kNoSlot = -1;  // more than 64 descriptors: treated as touc
 
 struct File;
 
+// A set of page indexes as disjoint [first, end) intervals.
+class PageRanges {
+ public:
+  void add(uint64_t first, uint64_t end) {
+    if (first >= end) return;
+    auto it = ranges_.upper_bound(first);
+    if (it != ranges_.begin() && std::prev(it)->second >= first) {
+      --it;
+      first = it->first;
+    }
+    while (it != ranges_.end() && it->first <= end) {
+      end = std::max(end, it->second);
+      it = ranges_.erase(it);
+    }
+    ranges_[first] = end;
+  }
+  bool contains(uint64_t i) const {
+    auto it = ranges_.upper_bound(i);
+    return it != ranges_.begin() && std::prev(it)->second > i;
+  }
+  void remove(uint64_t i) {
+    auto it = ranges_.upper_bound(i);
+    if (it == ranges_.begin() || std::prev(it)->second <= i) return;
+    --it;
+    const uint64_t first = it->first, end = it->second;
+    ranges_.erase(it);
+    if (first < i) ranges_[first] = i;
+    if (i + 1 < end) ranges_[i + 1] = end;
+  }
+  bool empty() const { return ranges_.empty(); }
+  void clear() { ranges_.clear(); }
+  const std::map<uint64_t, uint64_t>& intervals() const { return ranges_; }
+
+ private:
+  std::map<uint64_t, uint64_t> ranges_;
+};
+
 struct Inode {
   explicit Inode(FramePool& frames) : mapping(frames) {}
   uint64_t ino = 0;
@@ -42,6 +79,11 @@ struct Inode {
   int vnode_error = 0;
   std::vector<File*> files;  // open file descriptions
   uint64_t used_slots = 0;
+  // Pages cut off by a truncation whose device blocks still hold the old
+  // data: they read as zeros, and the blocks are discarded once a journal
+  // commit makes the new size durable (until then a power cut brings back
+  // the old size and the old data, as on a journaling filesystem).
+  PageRanges truncated;
   // In core only (not journaled).
   uint32_t mode = 0644;
   uint32_t nlink = 1;  // names it has: 0 once unlinked or replaced by a rename
@@ -141,8 +183,11 @@ struct FileSystem::State {
     return read_page(in, index, cached, r);
   }
   PageMap::Page read_page(Inode& in, uint64_t index, PageMap::Page cached, IoResult& r);
-  // Truncates to `size`: pages past it go, dirty or not.
-  void truncate_inode(Inode& in, uint64_t size);
+  // Truncates to `size`: pages past it go, dirty or not, and read as zeros
+  // from then on. 0 or the errno of reading the partial last page.
+  IoResult truncate_inode(Inode& in, uint64_t size);
+  // Discards the device blocks of truncated pages (after a journal commit).
+  void discard_truncated();
   void touch_inode(Inode& in, uint64_t end);  // a write reached `end`: mtime, size
 };
 

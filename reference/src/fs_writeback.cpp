@@ -125,6 +125,7 @@ IoResult State::writepage(Inode& in, uint64_t index) {
   if (r.hung) return r;
   if (r.ok()) {
     in.mapping.set_flags(page, 0, PG_dirty | PG_error);
+    in.truncated.remove(index);  // the device holds this page's data now
     return r;
   }
   if (!page.has(PG_error) || policy->records_repeated_failures()) record_error(in, r.err);
@@ -288,26 +289,38 @@ void State::release_all_files() {
     if (handles[slot].file) release_file(Handle{uint64_t(handles[slot].generation) << 32 | slot});
 }
 
-void State::truncate_inode(Inode& in, uint64_t size) {
-  if (size == 0) {
+IoResult State::truncate_inode(Inode& in, uint64_t size) {
+  const uint64_t keep = (size + kPageSize - 1) / kPageSize;
+  if (size % kPageSize && size < in.size) {  // the partial last page keeps its head only
+    IoResult r;
+    PageMap::Page last = fill_page(in, size / kPageSize, r);
+    if (!last) return r;
+    std::memset(last.data() + size % kPageSize, 0, kPageSize - size % kPageSize);
+    in.mapping.set_flags(last, PG_dirty);
+  }
+  if (keep == 0) {
     in.mapping.clear();
   } else {
     std::vector<uint64_t> doomed;
-    const uint64_t keep = (size + kPageSize - 1) / kPageSize;
     in.mapping.for_each([&](PageMap::Page page) {
       if (page.index() >= keep) doomed.push_back(page.index());
     });
     for (uint64_t index : doomed) in.mapping.erase(index);
-    if (size % kPageSize)
-      if (PageMap::Page last = in.mapping.find(size / kPageSize); last && last.has(PG_uptodate)) {
-        std::memset(last.data() + size % kPageSize, 0, kPageSize - size % kPageSize);
-        in.mapping.set_flags(last, PG_dirty);
-      }
   }
+  in.truncated.add(keep, in.max_pages());
   in.size = size;
   in.meta_dirty = in.size_dirty = true;
   in.mtime = in.ctime = now();
   journal_dirty = true;
+  return {};
+}
+
+void State::discard_truncated() {
+  for (auto& [ino, in] : inodes) {
+    for (const auto& [first, end] : in->truncated.intervals())
+      device.discard(in->block_of(first), end - first);
+    in->truncated.clear();
+  }
 }
 
 void State::touch_inode(Inode& in, uint64_t end) {
@@ -326,7 +339,11 @@ void State::touch_inode(Inode& in, uint64_t end) {
 // fill_page's slow path: the page is not cached (`cached` is none) or not up to date.
 PageMap::Page State::read_page(Inode& in, uint64_t index, PageMap::Page cached, IoResult& r) {
   PageMap::Page page = in.mapping.get(index);
+  // The model reads every page of a file's region from the device, holes
+  // included (faults apply alike); a page cut off by a truncation reads as
+  // zeros whatever the block still holds.
   r = device.read(in.block_of(index), {page.data(), kPageSize});
+  if (r.ok() && in.truncated.contains(index)) std::memset(page.data(), 0, kPageSize);
   if (!r.ok()) {
     if (!cached) in.mapping.erase(index);
     return {};

@@ -1,6 +1,7 @@
 #include "syncprobe/ref/sim_device.h"
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -110,6 +111,7 @@ IoResult SimDevice::flush() {
   for (uint64_t block : unflushed_) {
     Segment& seg = *segment(block, false);
     const uint64_t i = block % kSegmentBlocks;
+    if (!seg.unflushed[i]) continue;  // discarded since
     if (seg.stable[i]) frames_->release(seg.stable[i]);
     seg.stable[i] = std::exchange(seg.unflushed[i], nullptr);
   }
@@ -129,10 +131,27 @@ void SimDevice::grow(uint64_t bytes) {
   if (capacity_) *capacity_ += bytes / kBlockSize;
 }
 
+void SimDevice::discard(uint64_t block, uint64_t count) {
+  if (count == 0) return;
+  for (uint64_t no = block / kSegmentBlocks; no <= (block + count - 1) / kSegmentBlocks; ++no) {
+    Segment* seg = segment(no * kSegmentBlocks, false);
+    if (!seg) continue;
+    const uint64_t lo = std::max(block, no * kSegmentBlocks);
+    const uint64_t hi = std::min(block + count, (no + 1) * kSegmentBlocks);
+    for (uint64_t b = lo; b < hi; ++b) {
+      const uint64_t i = b % kSegmentBlocks;
+      // An entry of unflushed_ may now name a block without unflushed data:
+      // flush and power_cut skip those.
+      if (seg->stable[i]) frames_->release(std::exchange(seg->stable[i], nullptr));
+      if (seg->unflushed[i]) frames_->release(std::exchange(seg->unflushed[i], nullptr));
+    }
+  }
+}
+
 void SimDevice::power_cut() {
   for (uint64_t block : unflushed_) {
     Segment& seg = *segment(block, false);
-    frames_->release(std::exchange(seg.unflushed[block % kSegmentBlocks], nullptr));
+    if (std::byte* f = std::exchange(seg.unflushed[block % kSegmentBlocks], nullptr)) frames_->release(f);
   }
   unflushed_.clear();
 }

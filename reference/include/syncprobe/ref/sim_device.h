@@ -58,6 +58,10 @@ class SimDevice {
   void grow(uint64_t bytes);
   // Loses every write not yet flushed.
   void power_cut();
+  // Forgets `count` blocks from `block` on (they read as zeros), as a
+  // discard after a truncation. Not a write: no fault applies, nothing is
+  // counted, and thin-pool allocation is left as it was.
+  void discard(uint64_t block, uint64_t count);
 
   // Operations failed, dropped or hung by the injector, cumulative.
   uint64_t hits() const { return hits_; }

@@ -16,6 +16,8 @@
 
 #include <cstdio>
 #include <cstring>
+#include <algorithm>
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -119,6 +121,53 @@ void BM_CacheMetadata(benchmark::State& state, const char* policy) {
   }
 }
 
+// Two workloads side by side: batches of 64 operations of each, alternating
+// (and alternating which goes first), each batch timed on the monotonic
+// clock. Counters: a_ns and b_ns, the median time per operation of each;
+// b_over_a, the median over batch pairs of b's time over a's - how fast a
+// is relative to b, measured under the same conditions moment by moment,
+// so that the load of a shared machine cancels out (a preempted batch is an
+// outlier the median ignores).
+using PairFactory = std::function<std::pair<std::unique_ptr<Workload>, std::unique_ptr<Workload>>()>;
+
+void BM_Pair(benchmark::State& state, PairFactory make) {
+  auto [a, b] = make();
+  for (Workload* w : {a.get(), b.get()})
+    if (!w->error().empty()) {
+      state.SkipWithError(w->error().c_str());
+      return;
+    }
+  constexpr int kBatch = 64;
+  std::vector<double> ta, tb, ratio;
+  auto batch = [](Workload& w) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < kBatch; ++i) w.timed_op();
+    return std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count() / kBatch;
+  };
+  bool a_first = true;
+  for (auto _ : state) {
+    double x, y;
+    if (a_first) {
+      x = batch(*a);
+      y = batch(*b);
+    } else {
+      y = batch(*b);
+      x = batch(*a);
+    }
+    a_first = !a_first;
+    ta.push_back(x);
+    tb.push_back(y);
+    ratio.push_back(y / x);
+  }
+  auto median = [](std::vector<double>& v) {
+    std::nth_element(v.begin(), v.begin() + ptrdiff_t(v.size() / 2), v.end());
+    return v[v.size() / 2];
+  };
+  state.counters["a_ns"] = median(ta);
+  state.counters["b_ns"] = median(tb);
+  state.counters["b_over_a"] = median(ratio);
+}
+
 [[gnu::noinline]] void profiled_op(Workload& w) { w.timed_op(); }
 
 int profile(const std::string& name, uint64_t ops) {
@@ -164,6 +213,33 @@ int main(int argc, char** argv) {
   for (const char* p : kPolicies)
     benchmark::RegisterBenchmark(("BM_CacheMetadata/" + std::string(p)).c_str(), BM_CacheMetadata, p)
         ->Iterations(1);
+  // a: the reference, b: what it is held against.
+  auto pair = [](const std::string& name, PairFactory f) {
+    benchmark::RegisterBenchmark(name.c_str(), BM_Pair, std::move(f));
+  };
+  using Two = std::pair<std::unique_ptr<Workload>, std::unique_ptr<Workload>>;
+  for (size_t len : {size_t(4096), size_t(65536), size_t(1) << 20})
+    pair("BM_Pair/proposed-vs-linux-4.17/pwrite/" + std::to_string(len), [len] {
+      return Two(std::make_unique<RefPwrite>("proposed", len), std::make_unique<RefPwrite>("linux-4.17", len));
+    });
+  pair("BM_Pair/proposed-vs-linux-4.17/pread/4096", [] {
+    return Two(std::make_unique<RefPread>("proposed"), std::make_unique<RefPread>("linux-4.17"));
+  });
+  for (const char* p : kPolicies) {
+    const std::string pol = p;
+    benchmark::RegisterBenchmark(("BM_Pair/pwrite-vs-memcpy/" + pol + "/4096").c_str(), BM_Pair,
+                                 PairFactory([p] {
+                                   return std::pair<std::unique_ptr<Workload>, std::unique_ptr<Workload>>(
+                                       std::make_unique<RefPwrite>(p, kPage),
+                                       std::make_unique<Memcpy>(kPage, Memcpy::kInto));
+                                 }));
+    benchmark::RegisterBenchmark(("BM_Pair/pread-vs-memcpy/" + pol + "/4096").c_str(), BM_Pair,
+                                 PairFactory([p] {
+                                   return std::pair<std::unique_ptr<Workload>, std::unique_ptr<Workload>>(
+                                       std::make_unique<RefPread>(p),
+                                       std::make_unique<Memcpy>(kPage, Memcpy::kOutOf));
+                                 }));
+  }
   int n = int(rest.size());
   benchmark::Initialize(&n, rest.data());
   if (benchmark::ReportUnrecognizedArguments(n, rest.data())) return 1;

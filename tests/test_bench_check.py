@@ -155,3 +155,36 @@ def test_usage(tmp_path):
     assert subprocess.run([str(CHECK)], capture_output=True, timeout=60).returncode == 2
     proc = subprocess.run([str(CHECK), "--help"], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and "Targets" in proc.stdout
+
+
+def pair_entry(name, a_ns, b_ns, ratio):
+    return {"name": name, "run_name": name, "run_type": "iteration", "iterations": 100,
+            "real_time": 1e5, "cpu_time": 3e4, "time_unit": "ns",
+            "a_ns": a_ns, "b_ns": b_ns, "b_over_a": ratio}
+
+
+def test_an_interleaved_pair_judges_proposed_beside_linux(tmp_path):
+    # Separately, proposed's pread looks 1.3x slower than linux-4.17's (a noisy moment) ...
+    times = dict(GOOD, **{"BM_ReferencePreadHit/linux-4.17/4096": 240.0})
+    d = doc(times)
+    assert check(tmp_path, d).returncode == 1
+    # ... but measured batch by batch beside linux-4.17 it is not: the pair decides.
+    d["benchmarks"].append(pair_entry("BM_Pair/proposed-vs-linux-4.17/pread/4096", 310.0, 305.0, 0.98))
+    proc = check(tmp_path, d)
+    assert proc.returncode == 0, proc.stdout
+    assert any("interleaved" in l and "BM_ReferencePreadHit/proposed/4096" in l
+               for l in lines_with(proc.stdout, "met"))
+    # And a pair that finds proposed 1.3x slower fails the run.
+    d["benchmarks"][-1] = pair_entry("BM_Pair/proposed-vs-linux-4.17/pread/4096", 400.0, 308.0, 0.77)
+    proc = check(tmp_path, d)
+    assert proc.returncode == 1
+    assert any("BM_ReferencePreadHit/proposed/4096 vs linux-4.17" in l for l in lines_with(proc.stdout, "MISSED"))
+
+
+def test_pairs_against_memcpy_are_shown_not_judged(tmp_path):
+    d = doc()
+    d["benchmarks"].append(pair_entry("BM_Pair/pwrite-vs-memcpy/proposed/4096", 550.0, 450.0, 0.82))
+    proc = check(tmp_path, d)
+    assert proc.returncode == 0, proc.stdout
+    assert any("BM_Pair/pwrite-vs-memcpy/proposed/4096" in l and "0.820" in l
+               for l in lines_with(proc.stdout, "note"))

@@ -120,7 +120,7 @@ SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t
         if (!page) return from_io(r);
       }
       copy_bytes(page.data() + in_page, data.data() + (pos - offset), n);
-      in.mapping.set_flags(page, PG_uptodate | PG_dirty);
+      in.mapping.mark_written(page);
       page.touched() |= f->bit();
       page.last_use() = ++s.use_clock;
       pos += n;

@@ -195,9 +195,10 @@ inline SysResult from_io(const IoResult& r) {
   return r.hung ? SysResult::hang() : r.err ? SysResult::failure(r.err) : SysResult::success();
 }
 
+// File times, from the coarse clock as the kernel's own (current_time()).
 inline timespec now() {
   timespec t{};
-  clock_gettime(CLOCK_REALTIME, &t);
+  clock_gettime(CLOCK_REALTIME_COARSE, &t);
   return t;
 }
 

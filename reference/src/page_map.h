@@ -28,14 +28,11 @@ inline constexpr uint32_t PG_dirty = 1u << 1;
 inline constexpr uint32_t PG_error = 1u << 2;
 
 class PageMap {
-  struct Slot {
-    std::byte* frame;
-    uint64_t touched;   // slots of the descriptors that read or wrote the page
-    uint32_t last_use;  // for eviction under a cache limit, oldest first
-  };
   struct Chunk {
     uint64_t present = 0, uptodate = 0, dirty = 0, error = 0;
-    Slot slot[64];
+    std::byte* frame[64];
+    uint64_t touched[64];   // slots of the descriptors that read or wrote the page
+    uint32_t last_use[64];  // for eviction under a cache limit, oldest first
   };
 
  public:
@@ -47,20 +44,19 @@ class PageMap {
    public:
     Page() = default;
     explicit operator bool() const { return c_ != nullptr; }
-    std::byte* data() const { return slot().frame; }
+    std::byte* data() const { return c_->frame[index_ % 64]; }
     bool has(uint32_t flag) const { return (word(flag) >> (index_ % 64)) & 1; }
     uint32_t flags() const {
       return (has(PG_uptodate) ? PG_uptodate : 0) | (has(PG_dirty) ? PG_dirty : 0) |
              (has(PG_error) ? PG_error : 0);
     }
-    uint64_t& touched() const { return slot().touched; }
-    uint32_t& last_use() const { return slot().last_use; }
+    uint64_t& touched() const { return c_->touched[index_ % 64]; }
+    uint32_t& last_use() const { return c_->last_use[index_ % 64]; }
     uint64_t index() const { return index_; }
 
    private:
     friend class PageMap;
     Page(Chunk* c, uint64_t index) : c_(c), index_(index) {}
-    Slot& slot() const { return c_->slot[index_ % 64]; }
     uint64_t word(uint32_t flag) const {
       return flag == PG_uptodate ? c_->uptodate : flag == PG_dirty ? c_->dirty : c_->error;
     }
@@ -84,22 +80,38 @@ class PageMap {
   // frame if absent.
   Page get(uint64_t index) {
     const uint64_t ci = index / 64;
+    if (ci < chunks_.size())
+      if (Chunk* c = chunks_[ci].get(); c && (c->present & bit(index))) return Page(c, index);
+    return create(index);
+  }
+  // set_flags(p, PG_uptodate | PG_dirty), inline when nothing changes (a rewrite).
+  void mark_written(const Page& p) {
+    const uint64_t b = bit(p.index_);
+    if (p.c_->uptodate & p.c_->dirty & b) return;
+    set_flags(p, PG_uptodate | PG_dirty);
+  }
+
+ private:
+  [[gnu::noinline]] Page create(uint64_t index) {
+    const uint64_t ci = index / 64;
     if (ci >= chunks_.size()) chunks_.resize(ci + 1);
     auto& c = chunks_[ci];
     if (!c) c = std::make_unique<Chunk>();
     if (!(c->present & bit(index))) {
       const unsigned i = unsigned(index % 64);
-      c->slot[i] = {frames_->allocate(), 0, 0};
+      c->frame[i] = frames_->allocate();
+      c->touched[i] = 0;
+      c->last_use[i] = 0;
       c->present |= bit(index);
       ++size_;
     }
     return Page(c.get(), index);
   }
 
+ public:
   void set_flags(const Page& p, uint32_t set, uint32_t clear = 0) {
     Chunk& c = *p.c_;
     const uint64_t b = bit(p.index_);
-    if (set == (PG_uptodate | PG_dirty) && !clear && (c.uptodate & c.dirty & b)) return;  // rewrites
     const bool was_dirty = c.dirty & b, was_error = c.error & b;
     const bool had_dirty_chunk = c.dirty != 0;
     auto apply = [&](uint64_t& w, uint32_t flag) {
@@ -133,7 +145,7 @@ class PageMap {
     if (!p) return;
     set_flags(p, 0, PG_uptodate | PG_dirty | PG_error);
     Chunk* c = p.c_;
-    frames_->release(p.slot().frame);
+    frames_->release(c->frame[index % 64]);
     c->present &= ~bit(index);
     --size_;
     if (!c->present) chunks_[index / 64].reset();
@@ -173,7 +185,7 @@ class PageMap {
   void untouch(uint64_t mask) {
     for (auto& c : chunks_)
       if (c)
-        for (uint64_t m = c->present; m; m &= m - 1) c->slot[std::countr_zero(m)].touched &= ~mask;
+        for (uint64_t m = c->present; m; m &= m - 1) c->touched[std::countr_zero(m)] &= ~mask;
   }
 
   size_t size() const { return size_; }

@@ -107,6 +107,12 @@ SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t
   if ((end + kPageSize - 1) / kPageSize > in.max_pages()) return SysResult::failure(EFBIG);
   if (f->flags.direct) {
     if (SysResult r = direct_write(s, in, data, offset); !r.ok()) return r;
+  } else if (data.size() == kPageSize && offset % kPageSize == 0) {  // the common case, no loop
+    PageMap::Page page = in.mapping.get(offset / kPageSize);
+    copy_bytes(page.data(), data.data(), kPageSize);
+    in.mapping.mark_written(page);
+    page.touched() |= f->bit();
+    page.last_use() = ++s.use_clock;
   } else {
     for (uint64_t pos = offset; pos < end;) {
       const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;

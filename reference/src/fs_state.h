@@ -26,6 +26,13 @@ inline constexpr uint64_t kRootIno = 1;
 inline constexpr uint64_t kRawIno = 0;
 inline constexpr int kNoSlot = -1;  // more than 64 descriptors: treated as touching every page
 
+// File times, from the coarse clock as the kernel's own (current_time()).
+inline timespec now() {
+  timespec t{};
+  clock_gettime(CLOCK_REALTIME_COARSE, &t);
+  return t;
+}
+
 struct File;
 
 // A set of page indexes as disjoint [first, end) intervals.
@@ -188,18 +195,22 @@ struct FileSystem::State {
   IoResult truncate_inode(Inode& in, uint64_t size);
   // Discards the device blocks of truncated pages (after a journal commit).
   void discard_truncated();
-  void touch_inode(Inode& in, uint64_t end);  // a write reached `end`: mtime, size
+  // A write reached `end`: mtime, size.
+  void touch_inode(Inode& in, uint64_t end) {
+    if (in.raw) return;
+    in.meta_dirty = true;  // mtime
+    in.mtime = in.ctime = now();
+    if (end > in.size) {
+      in.size = end;
+      in.size_dirty = true;
+    }
+    journal_dirty = true;
+  }
 };
 
 inline SysResult from_io(const IoResult& r) {
   return r.hung ? SysResult::hang() : r.err ? SysResult::failure(r.err) : SysResult::success();
 }
 
-// File times, from the coarse clock as the kernel's own (current_time()).
-inline timespec now() {
-  timespec t{};
-  clock_gettime(CLOCK_REALTIME_COARSE, &t);
-  return t;
-}
 
 }  // namespace syncprobe::ref

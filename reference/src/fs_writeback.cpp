@@ -323,19 +323,6 @@ void State::discard_truncated() {
   }
 }
 
-void State::touch_inode(Inode& in, uint64_t end) {
-  if (in.raw) return;
-  in.meta_dirty = true;  // mtime
-  in.mtime = in.ctime = now();
-  if (end > in.size) {
-    in.size = end;
-    in.size_dirty = true;
-  }
-  journal_dirty = true;
-}
-
-// Reads page `index` into the cache if it is not there. Pages beyond the
-// device's data read as zeros.
 // fill_page's slow path: the page is not cached (`cached` is none) or not up to date.
 PageMap::Page State::read_page(Inode& in, uint64_t index, PageMap::Page cached, IoResult& r) {
   PageMap::Page page = in.mapping.get(index);

@@ -181,10 +181,19 @@ def test_an_interleaved_pair_judges_proposed_beside_linux(tmp_path):
     assert any("BM_ReferencePreadHit/proposed/4096 vs linux-4.17" in l for l in lines_with(proc.stdout, "MISSED"))
 
 
-def test_pairs_against_memcpy_are_shown_not_judged(tmp_path):
-    d = doc()
-    d["benchmarks"].append(pair_entry("BM_Pair/pwrite-vs-memcpy/proposed/4096", 550.0, 450.0, 0.82))
+def test_pairs_against_memcpy_decide_the_memcpy_targets(tmp_path):
+    # Separate loops say 0.80 (memcpy streamed alone at a quiet moment) ...
+    d = doc(dict(GOOD, **{"BM_ReferencePwrite/proposed/4096": 500.0}))
+    assert check(tmp_path, d).returncode == 1
+    # ... the interleaved pair says 0.92: it decides, the separate ratio is a note.
+    d["benchmarks"].append(pair_entry("BM_Pair/pwrite-vs-memcpy/proposed/4096", 470.0, 432.0, 0.92))
+    d["benchmarks"].append(pair_entry("BM_Pair/proposed-vs-linux-4.17/pwrite/4096", 470.0, 468.0, 0.996))
     proc = check(tmp_path, d)
     assert proc.returncode == 0, proc.stdout
-    assert any("BM_Pair/pwrite-vs-memcpy/proposed/4096" in l and "0.820" in l
-               for l in lines_with(proc.stdout, "note"))
+    assert any("pwrite into cached pages vs memcpy (proposed)" in l and "interleaved" in l
+               for l in lines_with(proc.stdout, "met"))
+    assert any("separate loops" in l and "0.800" in l for l in lines_with(proc.stdout, "note"))
+    d["benchmarks"][-2] = pair_entry("BM_Pair/pwrite-vs-memcpy/proposed/4096", 500.0, 432.0, 0.86)
+    proc = check(tmp_path, d)
+    assert proc.returncode == 1
+    assert any("pwrite into cached pages vs memcpy (proposed)" in l for l in lines_with(proc.stdout, "MISSED"))

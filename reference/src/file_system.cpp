@@ -158,6 +158,14 @@ SysResult FileSystem::pread(Handle h, std::span<std::byte> out, uint64_t offset)
     }
     return SysResult::success(int64_t(end - offset));
   }
+  if (end - offset == kPageSize && offset % kPageSize == 0)  // one whole cached page, no loop
+    if (PageMap::Page page = in.mapping.find(offset / kPageSize); page && page.has(PG_uptodate)) {
+      copy_bytes(out.data(), page.data(), kPageSize);
+      page.touched() |= f->bit();
+      page.last_use() = ++s.use_clock;
+      if (s.cache_limit) s.balance_cache();
+      return SysResult::success(int64_t(kPageSize));
+    }
   for (uint64_t pos = offset; pos < end;) {
     const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
     const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);

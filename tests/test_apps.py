@@ -108,3 +108,14 @@ def test_qemu_cache_none_fails_the_write_itself(app_run):
     assert put["acknowledged"] is False
     assert "write failed" in put["output"]
     assert reads(row) == [("17", "failed-absent"), ("17", "failed-absent"), ("51", "acked-present")]
+
+
+def test_report_shows_the_application_table(app_run, syncprobe, tmp_path):
+    out, _, _ = app_run
+    syncprobe("report", out, "--out", tmp_path / "rep", check=True)
+    page = (tmp_path / "rep" / "index.html").read_text()
+    table = page[page.index('id="apps"'):]
+    table = table[:table.index("</table>")]
+    assert "app-qemu-raw-writeback-flush-fault" in table
+    assert "34 → FF" in table and "v1 → failed-absent" in table
+    assert "fuse-blockdev" in table

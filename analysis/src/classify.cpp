@@ -3,6 +3,8 @@
 // target's name or policy. See docs/classifier.md for the decision tables.
 #include "syncprobe/classify.h"
 
+#include "syncprobe/app_outcome.h"
+
 #include <algorithm>
 #include <iostream>
 #include <optional>
@@ -532,6 +534,7 @@ json classify(const RunResults& run) {
     t["differences"] = best_d.differences;
   }
   summary["targets"] = targets;
+  summary["applications"] = classify_apps(run.results);
   return summary;
 }
 

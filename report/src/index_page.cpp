@@ -134,6 +134,8 @@ std::string index_page(const Run& r) {
   }
   b += "</tbody></table></div>";
 
+  b += apps_section(r);
+
   // Case matrix.
   b += "<h2 id=\"cases\">Cases</h2><div class=\"wrap\"><table><caption>Targets × cases: status and checks "
        "(passed/failed); each cell links to the steps</caption><thead><tr><th scope=\"col\">Case</th>";

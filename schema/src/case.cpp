@@ -97,6 +97,7 @@ void from_json(const nlohmann::json& j, Step& s) {
 void to_json(nlohmann::json& j, const FstestsCondition& f) {
   j = nlohmann::json{{"test", f.test}, {"passes_when", f.passes_when}, {"expect", nlohmann::json::array()}};
   if (!f.not_checked.empty()) j["not_checked"] = f.not_checked;
+  if (!f.not_run_on.empty()) j["not_run_on"] = f.not_run_on;
   for (const auto& e : f.expect) {
     nlohmann::json x = {{"expect", e.expect}, {"line", e.line}, {"column", e.column}};
     if (e.one_of) x["one_of"] = e.probes;
@@ -109,6 +110,7 @@ void from_json(const nlohmann::json& j, FstestsCondition& f) {
   f.test = j.value("test", std::string());
   f.passes_when = j.value("passes_when", std::string());
   f.not_checked = j.value("not_checked", std::string());
+  f.not_run_on = j.value("not_run_on", std::vector<std::string>{});
   f.expect.clear();
   for (const auto& x : j.value("expect", nlohmann::json::array())) {
     FstestsExpectation e;

@@ -46,7 +46,7 @@ std::string join(const std::vector<std::string>& v, const char* sep) {
 
 namespace {
 
-const std::vector<std::string> kFstestsKeys = {"test", "passes_when", "not_checked", "expect"};
+const std::vector<std::string> kFstestsKeys = {"test", "passes_when", "not_checked", "not_run_on", "expect"};
 const std::vector<std::string> kExpectationKeys = {"probe", "one_of", "expect"};
 
 const toml::source_region& where(const toml::node& n, const toml::source_region& fallback) {
@@ -179,6 +179,15 @@ std::optional<FstestsCondition> parse_fstests(const toml::node& node, const Case
   f.test = string_field(*t, "test", at, true, "\"generic/441\"", note);
   f.passes_when = string_field(*t, "passes_when", at, true, "\"what fstests checks, in words\"", note);
   f.not_checked = string_field(*t, "not_checked", at, false, "\"what this case cannot observe\"", note);
+  if (const toml::node* n = t->get("not_run_on")) {
+    const toml::array* arr = n->as_array();
+    if (!arr) note(n->source(), "fstests.not_run_on must be an array of filesystem names", "e.g. fstests.not_run_on = [\"btrfs\"]");
+    for (size_t i = 0; arr && i < arr->size(); ++i) {
+      const toml::node& e = *arr->get(i);
+      if (e.is_string() && !e.value<std::string>()->empty()) f.not_run_on.push_back(*e.value<std::string>());
+      else note(e.source(), "fstests.not_run_on must hold filesystem names", "e.g. \"btrfs\"");
+    }
+  }
   static const std::regex test_re("[a-z0-9]+/[0-9]{3,}");
   if (!f.test.empty() && !std::regex_match(f.test, test_re))
     note(t->get("test")->source(), "'" + f.test + "' is not an fstests test name", "e.g. \"generic/441\"");

@@ -61,6 +61,7 @@ struct FstestsCondition {
   std::string test;                 // "generic/441"
   std::string passes_when;          // fstests' pass condition, in words
   std::string not_checked;          // what of it the restatement cannot observe; "" none
+  std::vector<std::string> not_run_on;  // filesystems the fstests test itself skips (_notrun)
   std::vector<FstestsExpectation> expect;
 };
 

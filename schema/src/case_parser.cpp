@@ -15,8 +15,9 @@
 #include <toml++/toml.h>
 
 #include "parse_support.h"
-#include "sha256.h"
+#include "suggest.h"
 #include "syncprobe/errno_names.h"
+#include "syncprobe/hash.h"
 #include "syncprobe/tag.h"
 #include "syncprobe/taxonomy.h"
 
@@ -31,9 +32,6 @@ std::string CaseError::format() const {
 }
 
 namespace {
-
-using parse::did_you_mean;
-using parse::join;
 
 std::vector<std::string> axis_ids() {
   std::vector<std::string> out;
@@ -51,7 +49,8 @@ bool is_rule(const std::string& r) { return taxonomy::find_rule(r) != nullptr; }
 
 class Parser {
  public:
-  Parser(std::string file, std::vector<CaseError>& errors) : file_(std::move(file)), errors_(errors) {}
+  Parser(std::string file, std::vector<CaseError>& errors, const CapabilityTable* capabilities)
+      : file_(std::move(file)), errors_(errors), capabilities_(capabilities) {}
 
   void error(const toml::source_region& at, std::string message, std::string hint = "") {
     errors_.push_back({file_, int(at.begin.line), int(at.begin.column), std::move(message),
@@ -96,7 +95,15 @@ class Parser {
         error(n, "unknown axis '" + v + "'",
               did_you_mean(v, axes).empty() ? "axes are " + join(axes) : did_you_mean(v, axes));
     });
-    c.requires_ = string_list(root, "requires", [](const toml::node&, const std::string&) {});
+    c.requires_ = string_list(root, "requires", [&](const toml::node& n, const std::string& v) {
+      if (!capabilities_ || capabilities_->count(v)) return;
+      std::vector<std::string> names;
+      for (const auto& [name, _] : *capabilities_) names.push_back(name);
+      const std::string hint = did_you_mean(v, names);
+      error(n, "unknown capability '" + v + "'",
+            hint.empty() ? "capabilities are listed in data/capabilities.toml (syncprobe list capabilities)"
+                         : hint);
+    });
     c.references = string_list(root, "references", [](const toml::node&, const std::string&) {});
 
     const toml::node* steps = root.get("step");
@@ -440,11 +447,13 @@ class Parser {
 
   std::string file_;
   std::vector<CaseError>& errors_;
+  const CapabilityTable* capabilities_;  // nullptr: names are not checked
 };
 
 }  // namespace
 
-ParseOutcome parse_case_text(std::string_view text, const std::string& file) {
+ParseOutcome parse_case_text(std::string_view text, const std::string& file,
+                             const CapabilityTable* capabilities) {
   ParseOutcome out;
   toml::table root;
   try {
@@ -455,25 +464,23 @@ ParseOutcome parse_case_text(std::string_view text, const std::string& file) {
                           "see https://toml.io for the syntax; steps are inline tables"});
     return out;
   }
-  Parser p(file, out.errors);
+  Parser p(file, out.errors, capabilities);
   if (auto c = p.parse(root)) {
-    Sha256 h;
-    h.update(reinterpret_cast<const unsigned char*>(text.data()), text.size());
-    c->hash = h.hex();
+    c->hash = sha256_hex(text);
     out.cases.push_back(std::move(*c));
   }
   return out;
 }
 
-ParseOutcome parse_case_file(const std::string& path) {
+ParseOutcome parse_case_file(const std::string& path, const CapabilityTable* capabilities) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return {{}, {CaseError{path, 0, 0, "cannot read the case file", "check the path"}}};
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_case_text(ss.str(), path);
+  return parse_case_text(ss.str(), path, capabilities);
 }
 
-ParseOutcome load_cases(const std::string& dir) {
+ParseOutcome load_cases(const std::string& dir, const CapabilityTable* capabilities) {
   ParseOutcome out;
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
@@ -486,7 +493,7 @@ ParseOutcome load_cases(const std::string& dir) {
     return {{}, {CaseError{dir, 0, 0, "no *.toml case files here", "give --cases DIR with *.toml files"}}};
   std::map<std::string, std::string> seen;
   for (const auto& f : files) {
-    ParseOutcome one = parse_case_file(f);
+    ParseOutcome one = parse_case_file(f, capabilities);
     out.errors.insert(out.errors.end(), one.errors.begin(), one.errors.end());
     for (auto& c : one.cases) {
       if (auto it = seen.find(c.id); it != seen.end()) {

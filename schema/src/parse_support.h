@@ -1,5 +1,5 @@
 #pragma once
-// Pieces of the TOML case parser shared by its files (private to schema/).
+// The case parser's `fstests` table (private to schema/).
 #include <functional>
 #include <optional>
 #include <string>
@@ -11,10 +11,6 @@
 #include "syncprobe/case.h"
 
 namespace syncprobe::parse {
-
-// "did you mean 'x'?" for the closest candidate within reach, else "".
-std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates);
-std::string join(const std::vector<std::string>& v, const char* sep = ", ");
 
 // Records a problem at a position of the file being parsed, with a hint.
 using ErrorAt = std::function<void(const toml::source_region& at, std::string message, std::string hint)>;

@@ -19,7 +19,7 @@ AxisResult unknown_because(std::string reason) {
 // Why a read cannot show a page's content, or "" when it can.
 std::string unreadable(const StepObservation& o) {
   if (o.result.hung) return "the read hung";
-  if (!o.error.empty()) return "syncprobe could not carry out the read (" + o.error + ")";
+  if (harness_error(o)) return "syncprobe could not carry out the read (" + harness_origin(o) + ")";
   if (o.result.ret < 0) return "the read failed with " + errno_name(o.result.err) + ": a failed read shows no page";
   if (!o.data) return "the read returned no data";
   return "";

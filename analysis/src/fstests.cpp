@@ -14,7 +14,7 @@ namespace {
 enum class Met { yes, no, unknown };
 
 Met meets(const StepObservation& o, const std::string& expect) {
-  if (!o.error.empty()) return Met::unknown;
+  if (harness_error(o)) return Met::unknown;
   if (expect == "ok") return returned(o) && !failed(o) ? Met::yes : Met::no;
   if (expect == "error") return failed(o) ? Met::yes : Met::no;
   auto e = errno_from_name(expect);

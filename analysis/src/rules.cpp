@@ -41,7 +41,7 @@ Judged judge(const TargetView& v, const Located& l) {
     ev["pass"] = pass;
     return out;
   };
-  if (!o.error.empty()) return unknown("syncprobe could not carry out the step (" + o.error + ")");
+  if (harness_error(o)) return unknown("syncprobe could not carry out the step (" + harness_origin(o) + ")");
   if (chk.expect == "honest") {
     ev["expect"] = "an error, or success with " + chk.expect_tag + " on stable storage (" + chk.proof + ")";
     if (o.result.hung) return verdict(false);  // a hang is neither a report nor a true success

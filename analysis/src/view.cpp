@@ -9,13 +9,17 @@
 namespace syncprobe::analysis {
 
 bool hung(const StepObservation& o) { return o.result.hung; }
-bool returned(const StepObservation& o) { return !o.result.hung && o.error.empty(); }
+bool harness_error(const StepObservation& o) { return !o.error.empty() || o.result.harness; }
+std::string harness_origin(const StepObservation& o) {
+  return o.error.empty() && o.result.harness ? std::string(o.result.harness) : o.error;
+}
+bool returned(const StepObservation& o) { return !o.result.hung && !harness_error(o); }
 bool failed(const StepObservation& o) { return returned(o) && o.result.ret < 0; }
 
 std::string tag_of(const StepObservation& o) { return o.data ? o.data->tag : ""; }
 
 std::string outcome(const StepObservation& o) {
-  if (!o.error.empty()) return "harness error: " + o.error;
+  if (harness_error(o)) return "harness error: " + harness_origin(o);
   std::string s = describe(o.result);
   if (o.data) s += " tag " + o.data->tag;
   return s;
@@ -118,9 +122,9 @@ CallReading TargetView::read_call(const Located& l) const {
   CallReading r;
   r.at = l;
   const StepObservation& o = *l.obs;
-  if (!o.error.empty()) {
+  if (harness_error(o)) {
     r.kind = CallReading::harness;
-    r.why = "syncprobe could not carry out the step (" + o.error + ")";
+    r.why = "syncprobe could not carry out the step (" + harness_origin(o) + ")";
   } else if (o.result.hung) {
     r.kind = CallReading::hung;
     r.why = "the call hung; a hang is not an error report";

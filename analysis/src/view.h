@@ -24,6 +24,9 @@ struct Located {
 };
 
 bool hung(const StepObservation& o);
+// syncprobe's own machinery failed at this step: no answer of the platform's.
+bool harness_error(const StepObservation& o);
+std::string harness_origin(const StepObservation& o);
 // The call returned an error (a hang or a harness error is not one).
 bool failed(const StepObservation& o);
 // The step ran and returned: not hung, no harness error.

@@ -67,6 +67,19 @@ TEST(Classify, UnknownWithoutEvidence) {
     EXPECT_EQ(s["targets"]["t"]["rules"][rule], "n/a") << rule;
 }
 
+TEST(Classify, AHarnessFailureIsNoAnswerOfThePlatform) {
+  const Check error{"R5", "error", "", ""};
+  RunBuilder b;
+  b.add("t", "c", {write("old"), fault(), write("A"),
+                   checked(harness_fails(StepKind::fsync, "report.first", "worker killed"), error),
+                   fails(StepKind::fsync, "report.again")});
+  auto s = b.classify();
+  EXPECT_EQ(s["targets"]["t"]["profile"]["reporting"], "unknown");
+  EXPECT_NE(s["targets"]["t"]["profile_reasons"]["reporting"].get<std::string>().find("worker killed"),
+            std::string::npos);
+  EXPECT_EQ(s["targets"]["t"]["rules"]["R5"], "unknown");
+}
+
 TEST(Classify, CrossFdCorruptsOnlyWhenTheSuccessIsUntrue) {
   auto steps = [](const char* read, bool fsync_ok, const char* disk) {
     return std::vector<Scripted>{write("old"), fault(), write("A"), reads(StepKind::pread, "cross.b_read", read),

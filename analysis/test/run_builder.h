@@ -21,6 +21,7 @@ struct Scripted {
   std::optional<Check> check = std::nullopt;
   std::map<std::string, std::string> args = {};
   uint64_t injected = 0;    // operations the injector failed during the step
+  const char* harness = nullptr;  // syncprobe's machinery failed here (origin)
 };
 
 inline Scripted ok(StepKind k, std::string probe = "") {
@@ -40,6 +41,12 @@ inline Scripted hangs(StepKind k, std::string probe) {
   Scripted s = ok(k, std::move(probe));
   s.ret = -1;
   s.hung = true;
+  return s;
+}
+inline Scripted harness_fails(StepKind k, std::string probe, const char* origin) {
+  Scripted s = ok(k, std::move(probe));
+  s.ret = -1;
+  s.harness = origin;
   return s;
 }
 inline Scripted reads(StepKind k, std::string probe, std::string tag) {
@@ -91,7 +98,8 @@ class RunBuilder {
       o.index = i;
       o.line = int(i) + 10;
       o.op = std::string(step_spec(s.kind).name);
-      o.result = steps[i].hung ? SysResult::hang()
+      o.result = steps[i].harness ? SysResult::harness_failure(steps[i].harness)
+                 : steps[i].hung ? SysResult::hang()
                  : steps[i].ret < 0 ? SysResult::failure(steps[i].err)
                                     : SysResult::success(steps[i].ret);
       o.injected = steps[i].injected;

@@ -101,8 +101,8 @@ constexpr std::array kRuleVerdicts = {
 
 constexpr std::array kFstestsVerdicts = {
     Value{kPass, "every observation fstests checks is what fstests wants", T::good},
-    Value{kFail, "an observation fstests checks is not what fstests wants", T::bad},
-    Value{kNotRun, "the case was skipped here (fstests would say [not run])", T::none},
+    Value{kFail, "an observation fstests checks is not what fstests wants, or a step hung", T::bad},
+    Value{kNotRun, "the case was skipped here, or fstests itself skips this filesystem ([not run])", T::none},
     Value{kUnknown, "the case hung or failed before fstests' condition could be judged", T::none},
 };
 

@@ -567,7 +567,8 @@ class HostTarget final : public Target {
     return {"fault",       "fault:write",    "fault:read",      "fault:flush", "fault:drop",
             "fault:hang",  "fault:data",     "fault:metadata",  "fault:device", "thin-pool",
             "drop-caches", "writeback",      "remount",         "power-cut",   "read-back",
-            "second-process", "sync_file_range", "mmap",       "direct-io",   "metadata"};
+            "second-process", "sync_file_range", "mmap",       "direct-io",   "metadata",
+            "syncfs"};
   }
 
   nlohmann::json environment() const override {

@@ -766,6 +766,8 @@ class RefProcess final : public Process {
     if (!f) return {SysResult::failure(EBADF), "", {}};
     Inode& in = *f->inode;
     if (in.is_dir) return {SysResult::failure(ENODEV), "", {}};
+    if (!in.raw && s_.refuses(false) && s_.policy->mmap_refused_when_down())
+      return {SysResult::failure(EIO), "", {}};  // ext4_file_mmap
     const uint64_t end = offset + out.size();
     for (uint64_t i = offset / kPageSize; i * kPageSize < end; ++i) {  // mincore
       const Page* p = in.mapping.find(i);
@@ -1026,7 +1028,20 @@ SysResult PageCache::shutdown(ShutdownFlush flush, nlohmann::json& detail) {
       break;
     }
     case ShutdownFlush::log: {
+      // The log holds names, not the size of an append whose data is still
+      // dirty: ext4 (i_disksize, delayed allocation) and xfs (di_size at I/O
+      // completion) move the on-disk size with the data. probes/shutdown.sh.
+      std::vector<std::pair<Inode*, uint64_t>> appended;
+      for (auto& [ino, in] : s_->inodes) {
+        bool dirty = false;
+        in->mapping.for_each([&](uint64_t, Page& page) { dirty |= page.has(PG_dirty); });
+        if (dirty && !in->raw) {
+          appended.emplace_back(in.get(), in->size);
+          in->size = std::min(in->size, s_->committed_size(ino));
+        }
+      }
       IoResult m = s_->journal_dirty && s_->can_write() ? s_->commit_metadata() : IoResult{};
+      for (auto [in, size] : appended) in->size = size;
       if (m.hung) return SysResult::hang();
       detail["log_commit"] = m.err ? errno_name(m.err) : "0";
       break;

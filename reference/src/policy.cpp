@@ -90,6 +90,7 @@ class Linux58 final : public Linux417 {
   FsReaction on_metadata_error() const override {
     return xfs_ ? FsReaction::shutdown : FsReaction::read_only;
   }
+  bool mmap_refused_when_down() const override { return !xfs_; }
 
  private:
   bool xfs_;

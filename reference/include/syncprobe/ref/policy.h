@@ -90,6 +90,9 @@ class Policy {
   virtual bool remembers_error_for(bool /*regular_file*/) const { return true; }
   // What the filesystem does when a metadata or journal write fails.
   virtual FsReaction on_metadata_error() const { return FsReaction::continues; }
+  // mmap(2) itself fails on a filesystem that is shut down (ext4_file_mmap);
+  // false: it succeeds and only pages not in the cache fault (xfs: SIGBUS).
+  virtual bool mmap_refused_when_down() const { return false; }
   // What the filesystem does when a data write fails with `err`.
   virtual FsReaction on_data_error(int /*err*/) const { return FsReaction::continues; }
   // Capabilities the platform lacks, with the reason.

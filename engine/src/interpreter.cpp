@@ -164,15 +164,14 @@ class Interpreter {
           std::vector<std::byte> buf(len);
           MappedRead m = p->mmap_read(b->fd, buf, off);
           obs.result = m.result;
-          obs.bytes = m.result.ok() ? m.result.ret : 0;
+          obs.bytes = int64_t(m.copied);
           if (!m.signal.empty()) obs.detail["signal"] = m.signal;
           if (!m.resident.empty()) {
             auto pages = nlohmann::json::array();
             for (bool r : m.resident) pages.push_back(r ? 1 : 0);
             obs.detail["mincore"] = pages;
           }
-          if (m.result.ok())
-            obs.data = classify_tagged(std::span(buf).first(size_t(m.result.ret)), off);
+          if (m.copied) obs.data = classify_tagged(std::span(buf).first(size_t(m.copied)), off);
         }
         return;
       }

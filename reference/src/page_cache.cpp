@@ -795,7 +795,8 @@ class RefProcess final : public Process {
       page->touched |= f->bit();
       page->last_use = ++s_.use_clock;
       pos += n;
-      m.result = SysResult::success(int64_t(pos - offset));
+      m.copied = pos - offset;
+      m.result = SysResult::success(int64_t(m.copied));
     }
     if (!m.signal.empty()) m.result = SysResult{-1, 0, false};
     return m;

@@ -47,6 +47,7 @@ struct MappedRead {
   SysResult result;            // ret: bytes copied; failure(errno) when mmap(2) itself failed
   std::string signal;          // "SIGBUS" when touching the mapping raised it; "" otherwise
   std::vector<bool> resident;  // mincore(2) of each page of the range, before the read
+  uint64_t copied = 0;         // bytes read before the signal (all of them without one)
 };
 
 class Process {

@@ -67,7 +67,8 @@ def test_list_taxonomy_is_what_the_summary_uses(syncprobe, tmp_path):
 
 def test_list_policies_and_targets(syncprobe):
     out = syncprobe("list", "policies", check=True).stdout
-    for p in ["linux-4.12", "linux-4.13", "linux-4.17", "openbsd", "freebsd", "proposed"]:
+    for p in ["linux-4.12", "linux-4.13", "linux-4.17", "linux-5.8:ext4", "linux-5.8:xfs",
+              "openbsd", "freebsd", "illumos", "proposed"]:
         assert p in out
     targets = syncprobe("list", "targets", check=True).stdout
     assert "reference:proposed" in targets and "modelled" in targets

@@ -149,7 +149,7 @@ def test_interrupted_run_cleans_up(tmp_path):
 
 def test_host_targets_listed_with_availability(syncprobe):
     proc = syncprobe("list", "targets", check=True)
-    for t in ["host:ext4", "host:ext4:data=journal", "host:xfs", "host:btrfs"]:
+    for t in ["host:ext4", "host:ext4:data=journal", "host:ext4:nodelalloc", "host:xfs", "host:btrfs"]:
         assert t in proc.stdout
 
 

@@ -47,8 +47,7 @@ std::set<std::string> step_capabilities(const Step& step) {
     const std::string range = step.arg("range");
     caps.insert("fault:" + step.arg("io"));
     if (step.arg("mode") != "error") caps.insert("fault:" + step.arg("mode"));
-    if (range == "metadata") caps.insert("fault:metadata");
-    if (range == "data") caps.insert("fault:data");
+    if (range != "device") caps.insert("fault:" + range);  // fault:data, fault:free...
   }
   if (step.kind == StepKind::app) caps.insert("app:" + step.arg("program"));
   return caps;

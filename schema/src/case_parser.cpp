@@ -405,6 +405,9 @@ class Parser {
         open.clear();
         continue;
       }
+      if (s.kind == StepKind::remount && !open.empty())
+        at(s, "descriptor '" + open.begin()->first + "' is still open at the remount",
+           "close it first: an unmount needs every file closed");
       if (!s.has("fd")) continue;
       const std::string fd = s.arg("fd");
       if (s.kind == StepKind::open) {

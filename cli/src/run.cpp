@@ -23,6 +23,7 @@
 #include "syncprobe/case_parser.h"
 #include "syncprobe/classify.h"
 #include "syncprobe/commands.h"
+#include "syncprobe/executor.h"
 #include "syncprobe/paths.h"
 #include "syncprobe/registry.h"
 #include "syncprobe/interrupt.h"
@@ -107,25 +108,6 @@ bool select_targets(const std::vector<std::string>& requested, std::vector<std::
   return ok;
 }
 
-CaseResult error_result(const Target& t, const Case& c, const std::string& why) {
-  CaseResult r;
-  r.case_id = c.id;
-  r.case_file = c.file;
-  r.case_hash = c.hash;
-  r.target = t.name();
-  r.environment = t.environment();
-  r.status = CaseStatus::error;
-  r.reason = why;
-  r.started_at = utc_now("%Y-%m-%dT%H:%M:%SZ");
-  return r;
-}
-
-CaseResult unavailable_result(const Target& t, const Case& c, const std::string& why) {
-  CaseResult r = error_result(t, c, "target unavailable: " + why);
-  r.status = CaseStatus::skipped;
-  return r;
-}
-
 class Progress {
  public:
   Progress(size_t total, bool enabled) : total_(total), enabled_(enabled && isatty(STDERR_FILENO)) {}
@@ -159,7 +141,9 @@ class Progress {
 int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   // Plan: nothing runs until every case parses and every target is known.
   const std::string cases_dir = opts.cases_dir.empty() ? default_cases_dir() : opts.cases_dir;
-  ParseOutcome parsed = load_cases(cases_dir);
+  const auto capabilities = capability_table(err);
+  if (!capabilities) return 2;
+  ParseOutcome parsed = load_cases(cases_dir, &*capabilities);
   if (!parsed.ok()) {
     for (const auto& e : parsed.errors) err << e.format() << "\n";
     err << "syncprobe run: " << parsed.errors.size() << " problem(s) in " << cases_dir
@@ -190,12 +174,12 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   const OutDir::Mode mode = opts.resume      ? OutDir::Mode::resume
                             : opts.overwrite ? OutDir::Mode::overwrite
                                              : OutDir::Mode::fresh;
-  std::string run_id = new_run_id();
-  const std::string out_dir = opts.out_dir.empty() ? "results/" + run_id : opts.out_dir;
   if (mode == OutDir::Mode::resume && opts.out_dir.empty()) {
     err << "syncprobe run: --resume needs the --out of the run to finish\n";
     return 2;
   }
+  std::string run_id = new_run_id();
+  const std::string out_dir = opts.out_dir.empty() ? "results/" + run_id : opts.out_dir;
   // The scratch root, only when something will run on a real kernel: a run
   // of modelled targets creates nothing on the machine.
   bool measured = false;
@@ -256,7 +240,6 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   }
   // Writing results can fail (a full disk): the run then stops, says why,
   // and exits 1; every file already written is whole.
-  std::mutex write_mu;
   std::string write_error;
   std::atomic<bool> stop{false};
   auto write = [&](const std::string& path, const std::string& text) {
@@ -264,8 +247,7 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
       write_file_atomic(path, text);
       return true;
     } catch (const std::exception& e) {
-      std::lock_guard lock(write_mu);
-      if (write_error.empty()) write_error = e.what();
+      if (write_error.empty()) write_error = e.what();  // calls are serialised by execute()
       stop = true;
       return false;
     }
@@ -279,91 +261,23 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
       << " targets -> " << out_dir << "\n";
 
   Progress progress(cases.size() * targets.size(), opts.progress);
-  std::atomic<bool> internal_failure{false};
-  auto store = [&](CaseResult r) {
-    r.run_id = run_id;
-    if (write(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(r).dump(2)))
+  bool internal_failure = false;
+  Plan plan;
+  plan.cases = cases;
+  plan.jobs = opts.jobs;
+  for (auto& t : targets) plan.targets.push_back(t.get());
+  plan.stop = [&] { return bool(stop); };
+  if (mode == OutDir::Mode::resume)
+    plan.done = [&](const Target& t, const Case& c) { return out_lock.has_result(t.name(), c.id); };
+  const bool machinery_ok = execute(plan, ctx, [&](const CaseResult& r) {
+    // Resuming: what the run already has stays as it was (a VM batch reruns its boot).
+    if (stop || (mode == OutDir::Mode::resume && out_lock.has_result(r.target, r.case_id))) return;
+    CaseResult mine = r;
+    mine.run_id = run_id;
+    if (write(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(mine).dump(2)))
       progress.step(r.target, r.case_id, r.status);
-  };
-  auto halted = [&] { return interrupted() || stop; };
-  // Runs one target case by case (so progress and results appear as they come).
-  auto run_target = [&](Target& t) {
-    const Availability a = t.availability();
-    for (const Case* c : cases) {
-      if (halted()) return;
-      if (mode == OutDir::Mode::resume && out_lock.has_result(t.name(), c->id)) continue;
-      if (!a.available) {
-        store(unavailable_result(t, *c, a.reason));
-        continue;
-      }
-      if (auto skipped = skip_if_unsupported(t, *c)) {
-        store(*skipped);
-        continue;
-      }
-      try {
-        store(t.run(*c, ctx));
-      } catch (const std::exception& e) {
-        internal_failure = true;
-        store(error_result(t, *c, std::string("internal failure: ") + e.what()));
-      }
-    }
-  };
-
-  // Reference targets are pure computation: run them on --jobs threads.
-  // Targets on real kernels share the machine (drop_caches, loop devices) and
-  // run one at a time; targets with a shared batch key (one VM boot) together.
-  std::vector<Target*> modelled;
-  std::map<std::string, std::vector<Target*>> batches;
-  std::vector<std::string> batch_order;
-  for (auto& t : targets) {
-    if (!t->measured()) {
-      modelled.push_back(t.get());
-    } else {
-      const std::string key = t->batch_key();
-      if (!batches.count(key)) batch_order.push_back(key);
-      batches[key].push_back(t.get());
-    }
-  }
-  {
-    std::atomic<size_t> next{0};
-    std::vector<std::thread> pool;
-    const int jobs = std::max(1, opts.jobs);
-    for (int j = 0; j < jobs; ++j)
-      pool.emplace_back([&] {
-        for (size_t i = next++; i < modelled.size(); i = next++) run_target(*modelled[i]);
-      });
-    for (auto& th : pool) th.join();
-  }
-  for (const auto& key : batch_order) {
-    if (halted()) break;
-    auto& group = batches[key];
-    if (group.size() == 1 && key == group.front()->name()) {
-      run_target(*group.front());
-      continue;
-    }
-    // One setup for the whole group (a VM boot); unavailable members are
-    // reported here, available ones handed to the batch.
-    std::vector<Target*> ready;
-    for (Target* t : group) {
-      const Availability a = t->availability();
-      if (a.available) {
-        ready.push_back(t);
-        continue;
-      }
-      for (const Case* c : cases) store(unavailable_result(*t, *c, a.reason));
-    }
-    if (ready.empty()) continue;
-    try {
-      auto results = ready.front()->run_batch(ready, cases, ctx);
-      for (auto& [name, list] : results)
-        for (auto& r : list) store(r);
-    } catch (const std::exception& e) {
-      internal_failure = true;
-      for (Target* t : ready)
-        for (const Case* c : cases)
-          store(error_result(*t, *c, std::string("internal failure: ") + e.what()));
-    }
-  }
+  });
+  internal_failure = !machinery_ok;
   progress.finish();
   // The targets' destructors release what they hold; then the run's scratch
   // directory goes, unless a mount below it would not (its marker stays, and
@@ -377,24 +291,26 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   if (interrupted()) run["interrupted_by_signal"] = interrupt_signal();
   if (stop) run["stopped"] = "cannot write the results: " + write_error;
   write(out_dir + "/run.json", run.dump(2));
-
-  if (!stop) {
-    try {
-      const nlohmann::json summary = classify(load_run(out_dir));
-      if (write(out_dir + "/summary.json", summary.dump(2))) print_summary(summary, out);
-    } catch (const std::exception& e) {
-      err << "syncprobe run: classification failed: " << e.what() << "\n";
-      internal_failure = true;
-    }
-  }
   if (stop) {
     err << "syncprobe run: cannot write the results in " << out_dir << ": " << write_error
         << "; the run stopped (what was written is complete)\n";
     return 1;
   }
+
+  try {
+    const nlohmann::json summary = classify(load_run(out_dir));
+    if (write(out_dir + "/summary.json", summary.dump(2))) print_summary(summary, out);
+  } catch (const std::exception& e) {
+    err << "syncprobe run: classification failed: " << e.what() << "\n";
+    internal_failure = true;
+  }
   out << fmt::format("syncprobe: {} completed, {} skipped, {} hung, {} error; results in {}\n",
                      progress.count(CaseStatus::completed), progress.count(CaseStatus::skipped),
                      progress.count(CaseStatus::hung), progress.count(CaseStatus::error), out_dir);
+  if (stop) {
+    err << "syncprobe run: cannot write " << out_dir << "/summary.json: " << write_error << "\n";
+    return 1;
+  }
   if (interrupted()) {
     err << "syncprobe run: interrupted; partial results kept in " << out_dir << "\n";
     return 128 + interrupt_signal();

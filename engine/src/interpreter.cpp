@@ -75,6 +75,9 @@ class Interpreter {
         obs.injected = hits_after - hits_before;
         obs.fault_layer = storage_.layer();
       }
+      if (obs.result.harness && obs.error.empty())
+        obs.error = std::string("harness failure (") + obs.result.harness + ")" +
+                    (obs.detail.contains("harness") ? ": " + obs.detail["harness"].get<std::string>() : "");
       // An injector that stopped makes every later result meaningless: the
       // case is an error even if this step seemed to work or hang.
       if (auto why = storage_.broken(); why && obs.error.empty()) obs.error = *why;

@@ -17,20 +17,9 @@ namespace syncprobe {
 
 using namespace std::chrono_literals;
 
-std::vector<std::string> mkfs_argv(const std::string& fs, const std::string& device) {
-  if (fs == "ext4")
-    return {"mkfs.ext4", "-q", "-F", "-b", "4096", "-E",
-            "lazy_itable_init=0,lazy_journal_init=0,nodiscard", device};
-  if (fs == "xfs") return {"mkfs.xfs", "-q", "-f", "-K", device};
-  if (fs == "btrfs") return {"mkfs.btrfs", "-q", "-f", "-K", device};
-  return {"mkfs." + fs, device};
-}
-
-bool copy_on_write(const std::string& fs) { return fs == "btrfs"; }
-
-Filesystem::Filesystem(FsType type, std::string device, std::string mountpoint,
+Filesystem::Filesystem(FilesystemSpec spec, std::string device, std::string mountpoint,
                        std::chrono::milliseconds step_timeout, Ledger& ledger)
-    : type_(std::move(type)),
+    : spec_(std::move(spec)),
       device_(std::move(device)),
       mountpoint_(std::move(mountpoint)),
       timeout_(step_timeout),
@@ -55,10 +44,10 @@ bool Filesystem::mounted() const {
 }
 
 SysResult Filesystem::mount(std::chrono::milliseconds timeout) {
-  std::vector<std::string> argv = {"mount", "-t", type_.name};
-  if (!type_.options.empty()) {
+  std::vector<std::string> argv = {"mount", "-t", spec_.fs};
+  if (!spec_.options.empty()) {
     argv.push_back("-o");
-    argv.push_back(type_.options);
+    argv.push_back(spec_.options);
   }
   argv.push_back(device_);
   argv.push_back(mountpoint_);

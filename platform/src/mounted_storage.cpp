@@ -126,10 +126,10 @@ SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail)
       detail["error"] = why;
       return SysResult::failure(ENOENT);
     }
-    if (copy_on_write(parts_.fs->type().name) && req.where == FaultRequest::Where::data) {
+    if (parts_.fs->spec().copy_on_write && req.where == FaultRequest::Where::data) {
       // FIEMAP gives btrfs logical addresses, and copy-on-write puts new
       // data elsewhere: a data fault there would miss. Fail the device.
-      detail["widened"] = parts_.fs->type().name +
+      detail["widened"] = parts_.fs->spec().fs +
                           ": copy-on-write data has no fixed device range; whole device";
     } else {
       rule.ranges = extents;

@@ -307,12 +307,12 @@ nlohmann::json DmInjector::environment() const {
           {"device", std::string("device-mapper stack ") + (thin_ ? "over a thin volume on " : "over ") + L_.disk}};
 }
 
-std::unique_ptr<Storage> make_dm_storage(const DmFs& fs, const DmLayout& layout, bool thin,
+std::unique_ptr<Storage> make_dm_storage(const FilesystemSpec& fs, const DmLayout& layout, bool thin,
                                          std::chrono::milliseconds step_timeout, Ledger& ledger) {
   auto injector = std::make_unique<DmInjector>(layout, thin, step_timeout, ledger);
-  must(mkfs_argv(fs.fs, injector->device()), 600s);
+  must(fs.mkfs_argv(injector->device()), 600s);
   must({"mkdir", "-p", layout.mount});
-  auto filesystem = std::make_unique<Filesystem>(FsType{fs.fs, fs.options}, injector->device(), layout.mount,
+  auto filesystem = std::make_unique<Filesystem>(fs, injector->device(), layout.mount,
                                                  step_timeout, ledger);
   SysResult m = filesystem->mount(step_timeout + 120s);
   if (!m.ok()) throw std::runtime_error("harness: mount failed: " + filesystem->mount_error());

@@ -1,6 +1,6 @@
 #pragma once
 // The one mounted-filesystem implementation behind every real target (host
-// and guest, whichever injector is under it): mkfs, mount, remount,
+// and guest, whichever injector is under it; mkfs argv from its spec): mount, remount,
 // read_back, background writeback and FIEMAP. Every operation that can block
 // on a hung device is bounded by the step timeout and then reported as
 // hung; what it left stuck in the kernel is released by the storage's
@@ -11,27 +11,17 @@
 #include <vector>
 
 #include "syncprobe/fault.h"
+#include "syncprobe/filesystems.h"
 #include "syncprobe/ledger.h"
 #include "syncprobe/storage.h"
 #include "syncprobe/sysresult.h"
 
 namespace syncprobe {
 
-struct FsType {
-  std::string name;     // ext4, xfs, btrfs
-  std::string options;  // mount options, "" for the defaults
-};
-
-// mkfs argv for `fs` on `device`: no lazy initialisation, nothing may write
-// behind the case's back. The program is argv[0].
-std::vector<std::string> mkfs_argv(const std::string& fs, const std::string& device);
-// True when the filesystem moves data on rewrite (FIEMAP gives no fixed device range).
-bool copy_on_write(const std::string& fs);
-
 class Filesystem {
  public:
   // Records the mount point in `ledger` before mounting; does not mount yet.
-  Filesystem(FsType type, std::string device, std::string mountpoint,
+  Filesystem(FilesystemSpec spec, std::string device, std::string mountpoint,
              std::chrono::milliseconds step_timeout, Ledger& ledger);
   ~Filesystem();  // unmounts; lazily when it must
   Filesystem(const Filesystem&) = delete;
@@ -59,11 +49,11 @@ class Filesystem {
   bool mounted() const;
   const std::string& mountpoint() const { return mountpoint_; }
   const std::string& device() const { return device_; }
-  const FsType& type() const { return type_; }
+  const FilesystemSpec& spec() const { return spec_; }
   const std::string& mount_error() const { return mount_error_; }
 
  private:
-  FsType type_;
+  FilesystemSpec spec_;
   std::string device_, mountpoint_, mount_error_;
   std::chrono::milliseconds timeout_;
   Ledger& ledger_;

@@ -22,6 +22,7 @@
 #include <sstream>
 
 #include "syncprobe/blockdev_injector.h"
+#include "syncprobe/catalog.h"
 #include "syncprobe/command.h"
 #include "syncprobe/dm_capabilities.h"
 #include "syncprobe/dm_injector.h"
@@ -37,20 +38,10 @@ using namespace std::chrono_literals;
 constexpr uint64_t kImageBytes = 512ull << 20;  // xfs needs at least 300 MiB
 constexpr uint64_t kDmDiskBytes = 4ull << 30;   // the dm layout: plain fs, thin meta and data
 
-struct HostFs {
-  std::string fs;
-  std::string options;  // mount options; "" for the defaults
-};
+// A filesystem of data/filesystems.toml.
+using HostFs = FilesystemSpec;
 
-const std::vector<HostFs>& host_filesystems() {
-  static const std::vector<HostFs> all = {
-      {"ext4", ""}, {"ext4", "data=journal"}, {"xfs", ""}, {"btrfs", ""}};
-  return all;
-}
-
-std::string target_name(const HostFs& h) {
-  return "host:" + h.fs + (h.options.empty() ? "" : ":" + h.options);
-}
+std::string target_name(const HostFs& h) { return "host:" + h.name; }
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
@@ -158,7 +149,7 @@ class HostTarget final : public Target {
     if (use_dm() && !host_has_dm())
       return {false, "SYNCPROBE_HOST_INJECTOR=dm but this kernel has no device-mapper "
                      "(/dev/mapper/control) or dmsetup is missing"};
-    const std::string mkfs = mkfs_argv(h_.fs, "x").front();
+    const std::string mkfs = h_.mkfs_argv("x").front();
     if (find_program(mkfs).empty())
       return {false, mkfs + " missing: install the " + h_.fs + " tools (scripts/setup)"};
     if (!kernel_has_fs(h_.fs)) return {false, "kernel " + kernel_release() + " has no " + h_.fs};
@@ -252,7 +243,7 @@ class HostTarget final : public Target {
     auto injector = std::make_unique<DmInjector>(layout, c.capabilities().count("thin-pool") > 0,
                                                  ctx.step_timeout, ledger);
     const std::string device = injector->device();
-    must(mkfs_argv(h_.fs, device), 600s);
+    must(h_.mkfs_argv(device), 600s);
     parts.device_injector = std::move(injector);
     return mount(std::move(parts), device, ctx, dir, ledger);
   }
@@ -260,7 +251,7 @@ class HostTarget final : public Target {
   std::unique_ptr<MountedStorage> mount(StorageParts parts, const std::string& device, const RunContext& ctx,
                                         const std::string& dir, Ledger& ledger) {
     make_dir(dir + "/mnt");
-    parts.fs = std::make_unique<Filesystem>(FsType{h_.fs, h_.options}, device, dir + "/mnt",
+    parts.fs = std::make_unique<Filesystem>(h_, device, dir + "/mnt",
                                             ctx.step_timeout, ledger);
     // Setup is not a step: a slow first mount (log recovery) gets more time.
     SysResult m = parts.fs->mount(ctx.step_timeout + 60s);
@@ -275,14 +266,15 @@ class HostTarget final : public Target {
     if (!template_.empty() && template_run_ == ctx.run_id) return template_;
     const std::string path = ctx.scratch_dir + "/template-" + target_slug() + ".img";
     create_sparse(path, kImageBytes);
-    must(mkfs_argv(h_.fs, path), 300s);
+    must(h_.mkfs_argv(path), 300s);
     template_ = path;
     template_run_ = ctx.run_id;
     return template_;
   }
 
+  // One template per entry: mkfs may differ between variants of one type.
   std::string target_slug() const {
-    std::string s = h_.fs + (h_.options.empty() ? "" : "-" + h_.options);
+    std::string s = h_.name;
     for (char& ch : s)
       if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '-';
     return s;
@@ -295,16 +287,16 @@ class HostTarget final : public Target {
 }  // namespace
 
 std::unique_ptr<Target> make_host_target(const std::string& spec, std::string& error) {
-  for (const auto& h : host_filesystems())
+  for (const auto& h : filesystems())
     if ("host:" + spec == target_name(h)) return std::make_unique<HostTarget>(h);
   error = "unknown host target 'host:" + spec + "': choose one of";
-  for (const auto& h : host_filesystems()) error += " " + target_name(h);
+  for (const auto& h : filesystems()) error += " " + target_name(h);
   return nullptr;
 }
 
 std::vector<std::string> host_target_names() {
   std::vector<std::string> names;
-  for (const auto& h : host_filesystems()) names.push_back(target_name(h));
+  for (const auto& h : filesystems()) names.push_back(target_name(h));
   return names;
 }
 

@@ -84,7 +84,7 @@ int main(int argc, char** argv) {
   const auto caps = dm_capabilities();
   for (const auto& jt : input.at("targets")) {
     const std::string name = jt.at("name");
-    DmFs gfs{jt.at("fs"), jt.value("options", "")};
+    const FilesystemSpec gfs = jt.at("spec").get<FilesystemSpec>();
     for (const Case& c : cases) {
       CaseResult r;
       r.case_id = c.id;

@@ -31,6 +31,7 @@
 #include <thread>
 
 #include "syncprobe/dm_capabilities.h"
+#include "syncprobe/catalog.h"
 #include "syncprobe/command.h"
 #include "syncprobe/interrupt.h"
 #include "syncprobe/linux_fs.h"
@@ -44,13 +45,9 @@ using namespace std::chrono_literals;
 
 const std::vector<std::string> kSeries = {"6.1", "6.12"};
 
-struct VmFs {
-  std::string fs, options;
-};
-const std::vector<VmFs> kFilesystems = {{"ext4", ""}, {"ext4", "data=journal"}, {"xfs", ""},
-                                        {"btrfs", ""}};
+using VmFs = FilesystemSpec;  // an entry of data/filesystems.toml
 
-std::string fs_suffix(const VmFs& f) { return f.fs + (f.options.empty() ? "" : ":" + f.options); }
+std::string fs_suffix(const VmFs& f) { return f.name; }
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
@@ -508,8 +505,11 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(
     for (const Case* c : cases) in["cases"].push_back(*c);
     for (Target* t : targets) {
       auto* vt = static_cast<VmTarget*>(t);
-      in["targets"].push_back(
-          {{"name", vt->name()}, {"fs", vt->filesystem().fs}, {"options", vt->filesystem().options}});
+      // The whole entry of data/filesystems.toml: the guest reads no TOML.
+      in["targets"].push_back({{"name", vt->name()},
+                               {"fs", vt->filesystem().fs},
+                               {"options", vt->filesystem().options},
+                               {"spec", vt->filesystem()}});
     }
     std::string text = in.dump();
     text.push_back('\0');
@@ -686,12 +686,12 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(
 
 std::unique_ptr<Target> make_vm_target(const std::string& spec, std::string& error) {
   for (const auto& s : kSeries)
-    for (const auto& f : kFilesystems)
+    for (const auto& f : filesystems())
       if (spec == s + ":" + fs_suffix(f)) return std::make_unique<VmTarget>(s, f);
   error = "unknown vm target 'vm:" + spec + "': kernels " ;
   for (const auto& s : kSeries) error += s + " ";
   error += "with filesystems";
-  for (const auto& f : kFilesystems) error += " " + fs_suffix(f);
+  for (const auto& f : filesystems()) error += " " + fs_suffix(f);
   error += " (e.g. vm:6.1:ext4)";
   return nullptr;
 }
@@ -699,7 +699,7 @@ std::unique_ptr<Target> make_vm_target(const std::string& spec, std::string& err
 std::vector<std::string> vm_target_names() {
   std::vector<std::string> names;
   for (const auto& s : kSeries)
-    for (const auto& f : kFilesystems) names.push_back("vm:" + s + ":" + fs_suffix(f));
+    for (const auto& f : filesystems()) names.push_back("vm:" + s + ":" + fs_suffix(f));
   return names;
 }
 

@@ -15,17 +15,13 @@
 #include <memory>
 #include <string>
 
+#include "syncprobe/filesystems.h"
 #include "syncprobe/injector.h"
 #include "syncprobe/ledger.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/storage.h"
 
 namespace syncprobe {
-
-struct DmFs {
-  std::string fs;        // ext4, xfs, btrfs
-  std::string options;   // mount options, "" for defaults
-};
 
 struct DmLayout {
   std::string disk = "/dev/vda";  // at least 4 GiB: plain fs in [0,512M), thin meta at 1G, data from 2G
@@ -88,7 +84,7 @@ class DmInjector final : public Injector {
 
 // A case's storage on a dm stack: the injector, `fs` made on its top device
 // and mounted at layout.mount (the guest runner's and the host's dm variant).
-std::unique_ptr<Storage> make_dm_storage(const DmFs& fs, const DmLayout& layout, bool thin,
+std::unique_ptr<Storage> make_dm_storage(const FilesystemSpec& fs, const DmLayout& layout, bool thin,
                                          std::chrono::milliseconds step_timeout, Ledger& ledger);
 
 }  // namespace syncprobe

@@ -72,6 +72,7 @@ td.diff,tr.diff td{background:#fff1e5}.tag{font-family:ui-monospace,monospace}
 a{color:#0550ae}code,pre{font-family:ui-monospace,SFMono-Regular,monospace;font-size:.85rem}
 pre{white-space:pre-wrap;background:#f6f8fa;padding:.5rem}.legend td{font-size:.85rem}
 svg{max-width:100%;height:auto}.note{color:var(--none);font-size:.85rem}
+.partial{background:#fff8c5;border:1px solid var(--mid);padding:.4rem .6rem}
 @media (max-width:640px){body{padding:.5rem;font-size:14px}th,td{padding:.2rem .3rem}}
 @media print{a{color:inherit;text-decoration:none}.wrap{overflow:visible}thead th{position:static}
 td.good,td.bad,td.mid{background:none}body{max-width:none}}
@@ -105,6 +106,11 @@ struct Run {
   std::vector<std::string> targets;  // summary order: measured first, then reference
   std::vector<std::string> cases;    // run.json order (sorted ids)
   json bench;                        // null when absent
+  // A run that did not finish (interrupted, killed, stopped): what it planned
+  // and has no result for, and why it ended early ("" when it finished).
+  std::vector<std::string> missing;  // "target case"
+  size_t planned = 0;
+  std::string cut_short;
   json result(const std::string& target, const std::string& c) const {
     const fs::path p = dir / target / (c + ".json");
     if (!fs::exists(p)) return json();
@@ -143,7 +149,39 @@ bool load(const std::string& dir, Run& r, std::ostream& err) {
   for (const auto& [name, t] : r.summary["targets"].items())
     if (!t.value("measured", false)) r.targets.push_back(name);
   for (const auto& [id, c] : r.run["cases"].items()) r.cases.push_back(id);
+  // Every target's case table, so that a case the run never reached reads as null.
+  for (auto& [name, t] : r.summary["targets"].items()) {
+    if (!t.contains("cases") || !t["cases"].is_object()) t["cases"] = json::object();
+    for (const auto& c : r.cases)
+      if (!t["cases"].contains(c)) t["cases"][c] = nullptr;
+  }
+  const json planned = r.run.contains("targets") && r.run["targets"].is_object() ? r.run["targets"] : json::object();
+  for (const auto& [target, t] : planned.items())
+    for (const auto& c : r.cases) {
+      ++r.planned;
+      if (!fs::exists(r.dir / target / (c + ".json"))) r.missing.push_back(target + " " + c);
+    }
+  if (r.run.contains("stopped")) r.cut_short = r.run.value("stopped", "");
+  else if (r.run.contains("interrupted_by_signal"))
+    r.cut_short = "interrupted by signal " + std::to_string(r.run.value("interrupted_by_signal", 0));
+  else if (!r.run.contains("finished_at")) r.cut_short = "the run did not finish (killed?)";
   return true;
+}
+
+// What a report of a partial run must say first: that it is partial, why,
+// and which results are missing.
+std::string partial_notice(const Run& r) {
+  if (r.cut_short.empty() && r.missing.empty()) return "";
+  std::string b = "<p class=\"partial\" role=\"alert\"><strong>Partial run</strong>: " +
+                  std::to_string(r.missing.size()) + " of " + std::to_string(r.planned) +
+                  " case results missing" + (r.cut_short.empty() ? "" : " (" + html_escape(r.cut_short) + ")") +
+                  ". Profiles and verdicts below rest only on the results present.";
+  if (!r.missing.empty()) {
+    b += "<br>Missing:";
+    for (size_t i = 0; i < r.missing.size() && i < 50; ++i) b += " <code>" + html_escape(r.missing[i]) + "</code>";
+    if (r.missing.size() > 50) b += " and " + std::to_string(r.missing.size() - 50) + " more";
+  }
+  return b + "</p>";
 }
 
 std::string platform_cell(const json& t) {
@@ -275,6 +313,7 @@ std::string index_page(const Run& r) {
        html_escape(run.value("syncprobe_version", "")) + ".<br>Command: <code>";
   for (const auto& a : run.value("command", json::array())) b += html_escape(a.get<std::string>()) + " ";
   b += "</code></p>";
+  b += partial_notice(r);
   b += "<nav><a href=\"#profiles\">Profiles</a> · <a href=\"#rules\">Rules</a> · <a href=\"#cases\">Cases</a> · "
        "<a href=\"#latency\">Latency</a>" + std::string(r.bench.is_null() ? "" : " · <a href=\"#bench\">Benchmarks</a>") +
        " · <a href=\"summary.md\">summary.md</a> · <a href=\"junit.xml\">junit.xml</a></nav></header>\n";
@@ -490,10 +529,11 @@ std::string junit(const Run& r) {
   for (const auto& t : r.targets) {
     const json& tj = r.summary["targets"][t];
     std::string body;
-    int failures = 0, skipped = 0, errors = 0;
+    int tests = 0, failures = 0, skipped = 0, errors = 0;
     for (const auto& c : r.cases) {
       const json& cj = tj["cases"][c];
       if (cj.is_null()) continue;
+      ++tests;
       body += "  <testcase classname=\"" + html_escape(t) + "\" name=\"" + html_escape(c) + "\">";
       const std::string st = cj.value("status", "");
       if (st == "skipped") {
@@ -516,7 +556,7 @@ std::string junit(const Run& r) {
       body += "</testcase>\n";
     }
     x += fmt::format(" <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"{}\">\n", html_escape(t),
-                     tj["cases"].size(), failures, errors, skipped) + body + " </testsuite>\n";
+                     tests, failures, errors, skipped) + body + " </testsuite>\n";
   }
   return x + "</testsuites>\n";
 }

@@ -395,8 +395,21 @@ socklen_t unix_address(const std::string& path, sockaddr_un& addr) {
   return socklen_t(offsetof(sockaddr_un, sun_path) + n);
 }
 
+// Control threads leave SIGTERM, SIGINT and SIGHUP to libfuse's threads: a
+// signal taken by a thread blocked in accept() would set libfuse's exit flag
+// without waking any of the threads that act on it.
+void block_exit_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
 // One control connection: a JSON request per line, a JSON reply per line.
 void serve_connection(int c, fuse* f) {
+  block_exit_signals();
   std::string line;
   char ch;
   while (::read(c, &ch, 1) == 1) {
@@ -429,6 +442,7 @@ void control_fd_loop(int fd, fuse* f) {
 // A named socket, for running the daemon by hand: only the daemon's own
 // user may connect (SO_PEERCRED); anyone else is refused.
 void control_loop(const std::string& path, fuse* f) {
+  block_exit_signals();
   int srv = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr;
   const socklen_t len = unix_address(path, addr);
@@ -510,6 +524,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   fuse_set_signal_handlers(fuse_get_session(f));
+  sigset_t exit_signals, before;
+  sigemptyset(&exit_signals);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&exit_signals, sig);
+  pthread_sigmask(SIG_BLOCK, &exit_signals, &before);  // the control thread starts with them blocked
   if (o.control_fd >= 0) {
     fcntl(o.control_fd, F_SETFD, FD_CLOEXEC);
     std::printf("ready\n");
@@ -518,6 +536,7 @@ int main(int argc, char** argv) {
   } else {
     std::thread(control_loop, o.control, f).detach();
   }
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
   log("serving %s (%lu bytes) at %s/dev", o.image.c_str(), o.size, o.mountpoint.c_str());
   const int rc = fuse_loop_mt(f, 0);
   fuse_remove_signal_handlers(fuse_get_session(f));

@@ -30,13 +30,13 @@ constexpr std::array kFdArgs = {kFd};
 constexpr std::array kWriteArgs = {
     kFd,
     ArgSpec{"off", ArgType::size, false, "0", "file offset in bytes (4K, 1M suffixes allowed)"},
-    ArgSpec{"len", ArgType::size, false, "4K", "bytes to write"},
+    ArgSpec{"len", ArgType::size, false, "4K", "bytes to write", {}, kMaxStepBytes},
     ArgSpec{"tag", ArgType::tag, true, "", "data tag written (reads report it back)"},
 };
 constexpr std::array kReadArgs = {
     kFd,
     ArgSpec{"off", ArgType::size, false, "0", "file offset in bytes"},
-    ArgSpec{"len", ArgType::size, false, "4K", "bytes to read"},
+    ArgSpec{"len", ArgType::size, false, "4K", "bytes to read", {}, kMaxStepBytes},
 };
 constexpr std::array kSfrArgs = {
     kFd,
@@ -86,7 +86,7 @@ constexpr std::array kCacheArgs = {
 constexpr std::array kReadBackArgs = {
     ArgSpec{"file", ArgType::path, false, "f", "file to read from stable storage"},
     ArgSpec{"off", ArgType::size, false, "0", "file offset"},
-    ArgSpec{"len", ArgType::size, false, "4K", "bytes to read"},
+    ArgSpec{"len", ArgType::size, false, "4K", "bytes to read", {}, kMaxStepBytes},
 };
 
 constexpr std::array kPrograms = {"sqlite"sv, "qemu"sv};
@@ -229,6 +229,18 @@ bool parse_size(std::string_view text, uint64_t& out) {
   if (v > UINT64_MAX / mult) return false;
   out = v * mult;
   return true;
+}
+
+uint64_t arg_max(const ArgSpec& a) {
+  if (a.max) return a.max;
+  return a.type == ArgType::integer ? kMaxCount : kMaxSize;
+}
+
+std::string size_text(uint64_t bytes) {
+  for (auto [shift, suffix] : {std::pair{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}})
+    if (bytes >= (uint64_t{1} << shift) && bytes % (uint64_t{1} << shift) == 0)
+      return std::to_string(bytes >> shift) + suffix;
+  return std::to_string(bytes) + " bytes";
 }
 
 std::string_view to_string(ArgType t) {

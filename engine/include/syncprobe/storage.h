@@ -164,6 +164,11 @@ class Storage {
 
   // Operations the injector has failed, dropped or hung so far (cumulative).
   virtual uint64_t injected_hits() = 0;
+
+  // Why this storage's machinery can no longer be trusted (its injector
+  // stopped, a worker died), or nullopt. Checked after every step: a case
+  // whose machinery broke is an error, never a measurement.
+  virtual std::optional<std::string> broken() { return std::nullopt; }
 };
 
 }  // namespace syncprobe

@@ -50,6 +50,8 @@ std::string new_run_id() {
   return utc_now("%Y%m%d-%H%M%S") + fmt::format("-{:04x}", rd() & 0xffff);
 }
 
+namespace {
+
 nlohmann::json host_facts() {
   utsname u{};
   uname(&u);

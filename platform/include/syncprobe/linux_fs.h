@@ -52,4 +52,9 @@ class KernelLog {
   int fd_ = -1;
 };
 
+// The device byte ranges of the data of the file at `path` (absolute), from
+// FIEMAP read to the last extent; delayed-allocation extents are left out.
+// False and `why` when it cannot be mapped. (Defined in filesystem.cpp.)
+bool fiemap_extents(const std::string& path, std::vector<ByteRange>& out, std::string& why);
+
 }  // namespace syncprobe

@@ -20,12 +20,14 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "syncprobe/blockdev_injector.h"
 #include "syncprobe/catalog.h"
 #include "syncprobe/command.h"
 #include "syncprobe/dm_capabilities.h"
 #include "syncprobe/dm_injector.h"
+#include "syncprobe/errno_names.h"
 #include "syncprobe/interpreter.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/mounted_storage.h"

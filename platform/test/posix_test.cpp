@@ -1,6 +1,7 @@
 // PosixProcess: real syscalls in a forked worker with its own descriptors.
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -10,6 +11,7 @@
 #include <thread>
 
 #include "syncprobe/command.h"
+#include "syncprobe/filesystem.h"
 #include "syncprobe/loop_device.h"
 #include "syncprobe/posix_process.h"
 #include "syncprobe/tag.h"
@@ -146,6 +148,28 @@ TEST_F(PosixProcessTest, AnIdleWorkerDoesNotWorkInsideItsRoot) {
   ASSERT_TRUE(a.open("f", {}).ok());
   EXPECT_TRUE(std::filesystem::exists(dir_ + "/root/f"));
   EXPECT_EQ(std::filesystem::read_symlink("/proc/" + std::to_string(a.pid()) + "/cwd").string(), dir_);
+}
+
+TEST_F(PosixProcessTest, FiemapIsReadToTheLastExtent) {
+  // 600 separate extents: more than one FIEMAP batch (256), all of them found.
+  const std::string path = dir_ + "/fragmented";
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  ASSERT_GE(fd, 0);
+  std::vector<char> block(4096, 'x');
+  for (int i = 0; i < 600; ++i) ASSERT_EQ(::pwrite(fd, block.data(), block.size(), off_t(i) * 8192), 4096);
+  ASSERT_EQ(::fsync(fd), 0);  // allocated: delayed allocation would hide them
+  ::close(fd);
+  NullLedger none;
+  FilesystemSpec spec;
+  spec.fs = "none";
+  Filesystem fs(spec, "", dir_, 1000ms, none);
+  std::vector<ByteRange> ranges;
+  std::string why;
+  if (!fs.data_ranges("fragmented", ranges, why)) GTEST_SKIP() << "no FIEMAP here: " << why;
+  uint64_t bytes = 0;
+  for (const auto& r : ranges) bytes += r.length;
+  EXPECT_EQ(bytes, 600u * 4096) << ranges.size() << " extents";
+  EXPECT_GE(ranges.size(), 300u) << "the writes were merged: the test did not test the batching";
 }
 
 TEST(LoopDevice, DetachesItselfWhenItsLastUserLetsGo) {

@@ -25,6 +25,7 @@
 #include "syncprobe/commands.h"
 #include "syncprobe/executor.h"
 #include "syncprobe/paths.h"
+#include "syncprobe/plan.h"
 #include "syncprobe/registry.h"
 #include "syncprobe/interrupt.h"
 #include "syncprobe/linux_fs.h"
@@ -34,7 +35,6 @@
 namespace fs = std::filesystem;
 
 namespace syncprobe {
-namespace {
 
 std::string utc_now(const char* format) {
   const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -140,6 +140,15 @@ class Progress {
 
 int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   // Plan: nothing runs until every case parses and every target is known.
+  std::optional<Shard> shard;
+  if (!opts.shard.empty()) {
+    std::string why;
+    shard = parse_shard(opts.shard, why);
+    if (!shard) {
+      err << "syncprobe run: " << why << "\n";
+      return 2;
+    }
+  }
   const std::string cases_dir = opts.cases_dir.empty() ? default_cases_dir() : opts.cases_dir;
   const auto capabilities = capability_table(err);
   if (!capabilities) return 2;
@@ -168,6 +177,24 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
     }
     targets.push_back(std::move(t));
   }
+
+  // The (target, case) pairs this process runs: all of them, or its shard's
+  // slice (engine/plan.h: a VM kernel's cases stay in one shard).
+  std::set<std::pair<std::string, std::string>> mine;
+  {
+    std::vector<PlanTarget> plan;
+    std::vector<std::string> ids;
+    for (const auto& t : targets) plan.push_back({t->name(), t->batch_key()});
+    for (const Case* c : cases) ids.push_back(c->id);
+    mine = shard_pairs(plan, ids, shard.value_or(Shard{}));
+  }
+  auto cases_for = [&](const Target& t) {
+    std::vector<const Case*> v;
+    for (const Case* c : cases)
+      if (mine.count({t.name(), c->id})) v.push_back(c);
+    return v;
+  };
+
 
   // The results directory: never mixed with another run's results.
   OutDir out_lock;
@@ -230,6 +257,7 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
     run["resumed"].push_back({{"command", opts.command_line}, {"at", utc_now("%Y-%m-%dT%H:%M:%SZ")}});
   }
   for (const Case* c : cases) run["cases"][c->id] = *c;
+  if (shard) run["shard"] = {{"index", shard->index}, {"count", shard->count}, {"case_runs", mine.size()}};
   for (const auto& t : targets) {
     const Availability a = t->availability();
     run["targets"][t->name()] = {{"measured", t->measured()},
@@ -260,26 +288,44 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
     return 1;
   }
   out << "syncprobe: run " << run_id << ": " << cases.size() << " cases on " << targets.size()
-      << " targets -> " << out_dir << "\n";
+      << " targets";
+  if (shard)
+    out << ", shard " << shard->index << "/" << shard->count << ": " << mine.size() << " of "
+        << cases.size() * targets.size() << " case runs";
+  out << " -> " << out_dir << "\n";
 
-  Progress progress(cases.size() * targets.size(), opts.progress);
+  Progress progress(mine.size(), opts.progress);
   bool internal_failure = false;
-  Plan plan;
-  plan.cases = cases;
-  plan.jobs = opts.jobs;
-  for (auto& t : targets) plan.targets.push_back(t.get());
-  plan.stop = [&] { return bool(stop); };
-  if (mode == OutDir::Mode::resume)
-    plan.done = [&](const Target& t, const Case& c) { return out_lock.has_result(t.name(), c.id); };
-  const bool machinery_ok = execute(plan, ctx, [&](const CaseResult& r) {
+  auto sink = [&](const CaseResult& r) {
     // Resuming: what the run already has stays as it was (a VM batch reruns its boot).
     if (stop || (mode == OutDir::Mode::resume && out_lock.has_result(r.target, r.case_id))) return;
-    CaseResult mine = r;
-    mine.run_id = run_id;
-    if (write(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(mine).dump(2)))
+    CaseResult result = r;
+    result.run_id = run_id;
+    if (write(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(result).dump(2)))
       progress.step(r.target, r.case_id, r.status);
-  });
-  internal_failure = !machinery_ok;
+  };
+  // One execute() per set of targets that share their slice of the cases:
+  // unsharded, one call for everything; a VM kernel's targets always share.
+  std::map<std::vector<const Case*>, std::vector<Target*>> by_slice;
+  std::vector<std::vector<const Case*>> slice_order;
+  for (auto& t : targets) {
+    std::vector<const Case*> slice = cases_for(*t);
+    if (slice.empty()) continue;
+    auto [it, added] = by_slice.try_emplace(slice);
+    if (added) slice_order.push_back(slice);
+    it->second.push_back(t.get());
+  }
+  for (const auto& slice : slice_order) {
+    if (interrupted() || stop) break;
+    Plan plan;
+    plan.cases = slice;
+    plan.jobs = opts.jobs;
+    plan.targets = by_slice[slice];
+    plan.stop = [&] { return bool(stop); };
+    if (mode == OutDir::Mode::resume)
+      plan.done = [&](const Target& t, const Case& c) { return out_lock.has_result(t.name(), c.id); };
+    if (!execute(plan, ctx, sink)) internal_failure = true;
+  }
   progress.finish();
   // The targets' destructors release what they hold; then the run's scratch
   // directory goes, unless a mount below it would not (its marker stays, and
@@ -299,12 +345,18 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
     return 1;
   }
 
-  try {
-    const nlohmann::json summary = classify(load_run(out_dir));
-    if (write(out_dir + "/summary.json", summary.dump(2))) print_summary(summary, out);
-  } catch (const std::exception& e) {
-    err << "syncprobe run: classification failed: " << e.what() << "\n";
-    internal_failure = true;
+  if (shard) {
+    // One shard's results classify only together with the others'.
+    out << fmt::format("syncprobe: shard {}/{} done; combine the shards with `syncprobe merge`\n",
+                       shard->index, shard->count);
+  } else {
+    try {
+      const nlohmann::json summary = classify(load_run(out_dir));
+      if (write(out_dir + "/summary.json", summary.dump(2))) print_summary(summary, out);
+    } catch (const std::exception& e) {
+      err << "syncprobe run: classification failed: " << e.what() << "\n";
+      internal_failure = true;
+    }
   }
   out << fmt::format("syncprobe: {} completed, {} skipped, {} hung, {} error; results in {}\n",
                      progress.count(CaseStatus::completed), progress.count(CaseStatus::skipped),

@@ -16,6 +16,7 @@ struct RunOptions {
   std::vector<std::string> cases;     // ids or globs; empty: all
   std::string cases_dir;              // default: default_cases_dir() (paths.h)
   std::string out_dir;                // default: results/<run-id> under the current directory
+  std::string shard;                  // "K/N": run only that slice of the plan (engine/plan.h)
   int jobs = 1;
   int step_timeout_ms = 10000;
   bool progress = true;               // progress line on a terminal
@@ -25,6 +26,17 @@ struct RunOptions {
   std::vector<std::string> command_line;  // argv, recorded in run.json
 };
 int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err);
+
+// `syncprobe merge RUN... -o OUT`: the shards of one sharded run (or runs of
+// one catalogue on different targets) combined into OUT, classified as one run.
+// Refuses runs of different catalogues or syncprobe versions, missing or
+// repeated shards, and a target measured on two different platforms.
+int merge_command(const std::vector<std::string>& runs, const std::string& out_dir,
+                  const std::vector<std::string>& command_line, std::ostream& out, std::ostream& err);
+
+// A new run id, "YYYYMMDD-HHMMSS-xxxx" (UTC, 16 random bits), and the UTC time in `format`.
+std::string new_run_id();
+std::string utc_now(const char* format);
 
 // Classifies RESULTS_DIR (writes RESULTS_DIR/summary.json) and prints the
 // profiles and rule verdicts.

@@ -25,7 +25,7 @@ struct StorageParts {
   std::vector<std::unique_ptr<Injector>> process_injectors;  // in front of each process
 };
 
-class MountedStorage final : public Storage {
+class MountedStorage : public Storage {
  public:
   MountedStorage(StorageParts parts, nlohmann::json environment, std::chrono::milliseconds step_timeout);
   ~MountedStorage() override;  // teardown(), ignoring what it could not release

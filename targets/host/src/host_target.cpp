@@ -29,6 +29,8 @@
 #include "syncprobe/interpreter.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/mounted_storage.h"
+#include "syncprobe/app_driver.h"
+#include "fs_regions.h"
 
 namespace syncprobe {
 namespace {
@@ -131,6 +133,76 @@ void must(const std::vector<std::string>& argv, std::chrono::milliseconds t) {
   if (!r.ok()) throw std::runtime_error("harness: " + r.describe(argv));
 }
 
+// MountedStorage with what only the host offers: real programs (app steps),
+// faults on the free space or the journal, and the shutdown ioctls.
+class HostStorage final : public MountedStorage {
+ public:
+  HostStorage(StorageParts parts, nlohmann::json env, std::chrono::milliseconds timeout,
+              uint64_t device_bytes)
+      : MountedStorage(std::move(parts), std::move(env), timeout), timeout_(timeout),
+        device_bytes_(device_bytes) {}
+
+  SysResult app(const AppCall& call, nlohmann::json& evidence) override {
+    return run_app(call, filesystem().mountpoint(), timeout_, evidence);
+  }
+
+  SysResult fault(const FaultRequest& req, nlohmann::json& detail) override {
+    if (req.where != FaultRequest::Where::free && req.where != FaultRequest::Where::journal)
+      return MountedStorage::fault(req, detail);
+    const bool free = req.where == FaultRequest::Where::free;
+    const std::string fs = filesystem().spec().fs;
+    std::vector<ByteRange> ranges;
+    std::string why;
+    detail["ranges_from"] = free ? "FS_IOC_GETFSMAP" : fs == "xfs" ? "xfs_db" : "debugfs";
+    if (!(free ? host::free_ranges(filesystem().mountpoint(), device_bytes_, ranges, why)
+               : host::journal_ranges(fs, filesystem().device(), ranges, why))) {
+      detail["error"] = why;
+      return SysResult::harness_failure(free ? "free-space lookup" : "journal lookup");
+    }
+    FaultRule rule = req.rule;
+    rule.ranges = ranges;
+    rule.invert = false;
+    if (rule.err == 0) rule.err = EIO;
+    auto list = nlohmann::json::array();
+    for (const auto& r : ranges) list.push_back({r.offset, r.length});
+    detail["ranges"] = list;
+    detail["io"] = std::string(to_string(rule.op));
+    detail["mode"] = std::string(to_string(rule.mode));
+    if (rule.mode == FaultMode::error) {
+      detail["errno_requested"] = errno_name(rule.err);
+      detail["errno"] = errno_name(device_injector().delivered_errno(rule.err));
+    }
+    if (rule.count) detail["count"] = *rule.count;
+    return device_injector().fault(rule, detail);
+  }
+
+  SysResult shutdown(ShutdownFlush flush, nlohmann::json& detail) override {
+    const std::string ioctl_name = filesystem().spec().shutdown;
+    if (ioctl_name.empty()) return SysResult::failure(ENOTSUP);
+    detail["ioctl"] = ioctl_name;
+    // Blocks while the filesystem syncs (flush = sync): bounded by the step timeout.
+    const std::string root = filesystem().mountpoint();
+    auto state = std::make_shared<std::pair<std::atomic<bool>, SysResult>>();
+    std::thread t([state, root, flush] {
+      state->second = host::shutdown_ioctl(root, flush);
+      state->first = true;
+    });
+    const auto deadline = std::chrono::steady_clock::now() + timeout_;
+    while (!state->first && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(5ms);
+    if (state->first) {
+      t.join();
+      return state->second;
+    }
+    t.detach();  // stuck in the kernel; it returns when the device is released
+    return SysResult::hang();
+  }
+
+ private:
+  std::chrono::milliseconds timeout_;
+  uint64_t device_bytes_;
+};
+
 class HostTarget final : public Target {
  public:
   explicit HostTarget(HostFs h) : h_(std::move(h)) {}
@@ -158,10 +230,28 @@ class HostTarget final : public Target {
 
   std::set<std::string> capabilities() const override {
     if (use_dm()) return dm_capabilities();
-    return {"fault",       "fault:write",    "fault:read",      "fault:flush", "fault:drop",
-            "fault:hang",  "fault:data",     "fault:metadata",  "fault:device", "thin-pool",
-            "drop-caches", "writeback",      "remount",         "power-cut",   "read-back",
-            "second-process", "sync_file_range", "mmap",       "direct-io",   "metadata"};
+    std::set<std::string> caps = installed_app_capabilities();
+    caps.insert({
+        "fault",       "fault:write",    "fault:read",      "fault:flush", "fault:drop",
+        "fault:hang",  "fault:data",     "fault:metadata",  "fault:device", "thin-pool",
+        "drop-caches", "writeback",      "remount",         "power-cut",   "read-back",
+        "second-process", "sync_file_range", "mmap",       "mmap-read",   "direct-io",
+        "metadata",    "syncfs"});
+    if (!h_.shutdown.empty()) caps.insert("shutdown");
+    if (h_.fs == "ext4" || h_.fs == "xfs") caps.insert({"fault:free", "fault:journal"});
+    return caps;
+  }
+
+  std::string lack_reason(const std::string& capability) const override {
+    if (use_dm()) return "";
+    if (capability == "shutdown" && h_.shutdown.empty())
+      return h_.fs + " has no shutdown ioctl here (btrfs on 6.18 answers XFS_IOC_GOINGDOWN with "
+                     "ENOTTY: probes/shutdown.sh)";
+    if (capability == "fault:free" && h_.fs == "btrfs")
+      return "btrfs has no FS_IOC_GETFSMAP (ENOTTY): its free space cannot be located";
+    if (capability == "fault:journal" && h_.fs == "btrfs")
+      return "btrfs has no journal: its log tree is copy-on-write metadata";
+    return "";
   }
 
   nlohmann::json environment() const override {
@@ -258,7 +348,8 @@ class HostTarget final : public Target {
     if (!m.ok()) throw std::runtime_error("harness: mount failed: " + parts.fs->mount_error());
     nlohmann::json env = environment();
     env["image_bytes"] = use_dm() ? kDmDiskBytes : kImageBytes;
-    return std::make_unique<MountedStorage>(std::move(parts), env, ctx.step_timeout);
+    if (use_dm()) return std::make_unique<MountedStorage>(std::move(parts), env, ctx.step_timeout);
+    return std::make_unique<HostStorage>(std::move(parts), env, ctx.step_timeout, kImageBytes);
   }
 
   // The filesystem made once per run, copied for each case.

@@ -791,3 +791,6 @@ def test_a_cache_path_with_a_quote_runs_no_command(tmp_path):
     archive = subprocess.run(["gzip", "-dc", str(built[0])], capture_output=True, check=True).stdout
     listing = subprocess.run(["cpio", "-t"], input=archive, capture_output=True, check=True).stdout.decode()
     assert f"lib/modules/{release}/kernel/fs/ext4/ext4.ko" in listing
+    long = subprocess.run(["cpio", "-tv"], input=archive, capture_output=True, check=True).stdout.decode()
+    assert any(l.startswith("l") and l.endswith("bin/sh -> busybox") for l in long.splitlines()), \
+        "links are archived as links (/init runs /bin/sh)"

@@ -221,6 +221,8 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
       err << "syncprobe run: " << why << "; nothing was run\n";
       return 2;
     }
+  } else {
+    cleanup_if_safe(err);  // what killed runs left goes anyway; an unsafe root is not looked at
   }
   if (const std::string why = out_lock.open(out_dir, mode); !why.empty()) {
     err << "syncprobe run: " << why << "; nothing was run\n";

@@ -7,6 +7,7 @@
 
 #include "axes.h"
 #include "judge.h"
+#include "syncprobe/app_outcome.h"
 #include "syncprobe/taxonomy.h"
 
 namespace syncprobe {
@@ -133,6 +134,7 @@ json classify(const RunResults& run) {
   for (const auto& [name, results] : run.results) targets[name] = classify_target(run, name, results);
   analysis::find_closest_policies(run, targets);
   summary["targets"] = targets;
+  summary["applications"] = classify_apps(run.results);
   return summary;
 }
 

@@ -230,6 +230,13 @@ class Interpreter {
         fds_.clear();  // every process died with the power
         failed_opens_.clear();
         return;
+      case StepKind::app: {
+        const AppCall call{s.arg("program"), s.arg("action"), s.arg("file"),
+                           s.arg("variant"), s.arg("key"), s.arg("value")};
+        obs.detail["app"] = nlohmann::json::object();
+        obs.result = storage_.app(call, obs.detail["app"]);
+        return;
+      }
       case StepKind::read_back: {
         fds_.clear();  // read_back closes every descriptor before remounting
         failed_opens_.clear();

@@ -208,6 +208,8 @@ std::string index_page(const Run& r) {
          "? unknown: a check ran but could not be judged; ○ not measurable here: every case checking the rule "
          "needs a capability this target lacks.</p>";
 
+  b += apps_section(r);
+
   // Case matrix.
   b += "<h2 id=\"cases\">Cases</h2><div class=\"wrap\"><table><caption>Targets × cases: status and checks "
        "(passed/failed); each cell links to the steps</caption><thead><tr><th scope=\"col\">Case</th>";

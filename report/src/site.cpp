@@ -204,11 +204,21 @@ std::string platform_cell(const json& t) {
   return s;
 }
 
+// Why a step failed: its errno by name, or (app steps, a harness failure)
+// what failed instead; never an errno the call did not return.
+static std::string failure_text(const json& o, const std::string& unknown) {
+  if (o.contains("errno") && o["errno"].is_string()) return o["errno"].get<std::string>();
+  if (o.contains("harness")) return "harness failure";
+  if (o.contains("detail") && o["detail"].contains("app"))
+    return "program failed (exit " + std::to_string(o["detail"]["app"].value("exit_status", -1)) + ")";
+  return unknown;
+}
+
 std::string observed_cell(const json& o) {
   if (o.is_null()) return "<td class=\"none\">not run</td>";
   std::string s;
   if (o.value("hung", false)) s = "hung";
-  else if (o.value("ret", 0) < 0) s = "-1 " + o.value("errno", std::string("?"));
+  else if (o.value("ret", 0) < 0) s = "-1 " + html_escape(failure_text(o, "?"));
   else s = std::to_string(o.value("ret", 0));
   if (o.contains("data") && o["data"].is_object()) s += " <span class=\"tag\">tag " + html_escape(o["data"].value("tag", "")) + "</span>";
   return "<td>" + (o.value("hung", false) || o.value("ret", 0) < 0 ? std::string("<strong>") + s + "</strong>" : s) + "</td>";
@@ -217,7 +227,7 @@ std::string observed_cell(const json& o) {
 std::string outcome_key(const json& o) {
   if (o.is_null()) return "not run";
   if (o.value("op", "") == "open" && o.value("ret", 0) >= 0) return "opened";
-  std::string s = o.value("hung", false) ? "hung" : o.value("ret", 0) < 0 ? "-1 " + o.value("errno", std::string()) : std::to_string(o.value("ret", 0));
+  std::string s = o.value("hung", false) ? "hung" : o.value("ret", 0) < 0 ? "-1 " + failure_text(o, "") : std::to_string(o.value("ret", 0));
   if (o.contains("data") && o["data"].is_object()) s += o["data"].value("tag", "");
   return s;
 }

@@ -63,6 +63,7 @@ std::string args_text(const json& args);
 
 // Pages and files, each from the loaded run.
 std::string index_page(const Run& r);
+std::string apps_section(const Run& r);  // "" when the run has no application rows
 std::string target_page(const Run& r, const std::string& t);
 std::string case_page(const Run& r, const std::string& t, const std::string& c);
 std::string junit(const Run& r);

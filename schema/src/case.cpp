@@ -50,6 +50,7 @@ std::set<std::string> step_capabilities(const Step& step) {
     if (range == "metadata") caps.insert("fault:metadata");
     if (range == "data") caps.insert("fault:data");
   }
+  if (step.kind == StepKind::app) caps.insert("app:" + step.arg("program"));
   return caps;
 }
 

@@ -87,6 +87,24 @@ constexpr std::array kReadBackArgs = {
     ArgSpec{"len", ArgType::size, false, "4K", "bytes to read"},
 };
 
+constexpr std::array kPrograms = {"sqlite"sv, "qemu"sv};
+constexpr std::array kAppActions = {"init"sv, "put"sv, "get"sv, "check"sv};
+constexpr std::array kAppArgs = {
+    ArgSpec{"program", ArgType::choice, true, "",
+            "program driven (docs/apps.md); the step needs capability app:<program>", kPrograms},
+    ArgSpec{"action", ArgType::choice, true, "",
+            "init: create the store; put: write key=value and wait for the program's "
+            "acknowledgement; get: read a key back; check: the program's own consistency check",
+            kAppActions},
+    ArgSpec{"file", ArgType::path, false, "app", "the program's file (database, image), "
+            "relative to the filesystem root"},
+    ArgSpec{"variant", ArgType::string, false, "",
+            "program settings: sqlite 'rollback' or 'wal'; qemu 'raw' or 'qcow2' with "
+            "',cache=writeback' or ',cache=none'"},
+    ArgSpec{"key", ArgType::string, false, "", "key for put/get (qemu: a 4 KiB block number)"},
+    ArgSpec{"value", ArgType::string, false, "", "value for put (qemu: a byte, 1..255)"},
+};
+
 constexpr std::array<ArgSpec, 0> kNoArgs{};
 
 constexpr std::array kSteps = {
@@ -135,6 +153,10 @@ constexpr std::array kSteps = {
     StepSpec{StepKind::read_back, "read_back",
              "what stable storage holds for a file: closes every descriptor, remounts, reads",
              kReadBackArgs, false, "read-back"},
+    StepSpec{StepKind::app, "app",
+             "run one action of a real program (sqlite3, qemu-io) on the filesystem; "
+             "its output, exit status and the value read back are the evidence",
+             kAppArgs, false, ""},
 };
 
 constexpr std::array kCommon = {

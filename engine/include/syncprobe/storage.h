@@ -9,6 +9,7 @@
 //
 // Paths are relative to the filesystem's root ("f", "dir/g"); implementations
 // resolve them. Descriptors are the implementation's own integers.
+#include <cerrno>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -79,6 +80,15 @@ struct ReadBack {
   std::vector<std::byte> data;
 };
 
+// One action of a real program (an `app` step, docs/apps.md).
+struct AppCall {
+  std::string program;  // "sqlite", "qemu"
+  std::string action;   // "init", "put", "get", "check"
+  std::string file;     // the program's file, relative to the filesystem root
+  std::string variant;  // program settings ("wal", "qcow2,cache=none")
+  std::string key, value;
+};
+
 class Storage {
  public:
   virtual ~Storage() = default;
@@ -114,6 +124,15 @@ class Storage {
   // and descriptor with it; the filesystem is then mounted again (recovery).
   virtual SysResult power_cut() = 0;
   virtual ReadBack read_back(const std::string& path, uint64_t offset, uint64_t length) = 0;
+
+  // Runs one program action on this filesystem (targets declaring
+  // app:<program>). ok: the program acknowledged; failure with errno 0: it
+  // reported a failure; hang: it did not finish; harness: it could not be run.
+  // `evidence` receives its command, exit status, output and the value read.
+  virtual SysResult app(const AppCall& /*call*/, nlohmann::json& evidence) {
+    evidence["error"] = "this target runs no programs";
+    return SysResult::failure(ENOTSUP);
+  }
 
   // Operations the injector has failed, dropped or hung so far (cumulative).
   virtual uint64_t injected_hits() = 0;

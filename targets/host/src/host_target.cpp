@@ -36,6 +36,7 @@
 
 #include "syncprobe/catalog.h"
 #include "syncprobe/command.h"
+#include "syncprobe/app_driver.h"
 #include "syncprobe/dm_capabilities.h"
 #include "syncprobe/dm_storage.h"
 #include "syncprobe/errno_names.h"
@@ -275,6 +276,14 @@ class HostStorage final : public Storage {
     auto& p = procs_[name];
     if (!p) p = std::make_unique<PosixProcess>(dir_ + "/mnt", timeout_);
     return *p;
+  }
+
+  SysResult app(const AppCall& call, nlohmann::json& evidence) override {
+    if (!mounted_) {
+      evidence["error"] = "the filesystem is not mounted";
+      return SysResult::harness_failure("mount(8)");
+    }
+    return run_app(call, dir_ + "/mnt", timeout_, evidence);
   }
 
   SysResult fault(const FaultRequest& req, nlohmann::json& detail) override {
@@ -549,10 +558,12 @@ class HostTarget final : public Target {
 
   std::set<std::string> capabilities() const override {
     if (use_dm()) return dm_capabilities();
-    return {"fault",       "fault:write",    "fault:read",      "fault:flush", "fault:drop",
+    std::set<std::string> caps = installed_app_capabilities();
+    caps.insert({"fault",       "fault:write",    "fault:read",      "fault:flush", "fault:drop",
             "fault:hang",  "fault:data",     "fault:metadata",  "fault:device", "thin-pool",
             "drop-caches", "writeback",      "remount",         "power-cut",   "read-back",
-            "second-process", "sync_file_range", "mmap",       "direct-io",   "metadata"};
+            "second-process", "sync_file_range", "mmap",       "direct-io",   "metadata"});
+    return caps;
   }
 
   nlohmann::json environment() const override {

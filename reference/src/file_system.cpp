@@ -45,6 +45,11 @@ CacheStats FileSystem::stats() const {
 
 SysResult FileSystem::open(const std::string& path, const OpenFlags& flags, Handle& out, uint32_t mode) {
   State& s = *s_;
+  if (const std::string p = State::normalize(path); !p.empty()) {
+    // Path lookup comes first: a missing parent is ENOENT on any filesystem.
+    if (int e = s.check_parent(p)) return SysResult::failure(e);
+    if (int e = s.refuses(!flags.read_only)) return SysResult::failure(e);
+  }
   int err = 0;
   Inode* in = s.resolve(path, err);
   if (in && in->is_dir) {
@@ -101,6 +106,7 @@ SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t
   File* f = s.file(h);
   if (!f || f->flags.read_only) return SysResult::failure(EBADF);
   Inode& in = *f->inode;
+  if (int e = in.raw ? 0 : s.refuses(true)) return SysResult::failure(e);
   if (in.is_dir) return SysResult::failure(EISDIR);
   if (data.empty()) return SysResult::success(0);
   const uint64_t end = offset + data.size();
@@ -146,6 +152,7 @@ SysResult FileSystem::pread(Handle h, std::span<std::byte> out, uint64_t offset)
   File* f = s.file(h);
   if (!f) return SysResult::failure(EBADF);
   Inode& in = *f->inode;
+  if (int e = in.raw ? 0 : s.refuses(false)) return SysResult::failure(e);
   if (in.is_dir) return SysResult::failure(EISDIR);
   if (offset >= in.size || out.empty()) return SysResult::success(0);
   const uint64_t end = std::min<uint64_t>(in.size, offset + out.size());
@@ -195,32 +202,21 @@ SysResult FileSystem::sync_file_range(Handle h, uint64_t offset, uint64_t length
   State& s = *s_;
   File* f = s.file(h);
   if (!f) return SysResult::failure(EBADF);
+  if (int e = s.refuses(false)) return SysResult::failure(e);
   Inode& in = *f->inode;
-  if (!flags.write) return SysResult::success();
   const uint64_t first = offset / kPageSize;
   const uint64_t last = length == 0 ? UINT64_MAX : (offset + length - 1) / kPageSize;
+  // The model's writeback completes at once, so WAIT_BEFORE waits for
+  // nothing; each wait then checks for errors as the platform's wait does.
+  if (flags.wait_before)
+    if (int err = s.wait_errors(*f, 0)) return SysResult::failure(err);
   Writeback wb;
-  s.writeback_inode(in, nullptr, wb, first, last);
-  if (wb.hung) return SysResult::hang();
-  if (!flags.wait_after) return SysResult::success();
-  // filemap_fdatawait_range: the legacy flags, checked and cleared; the
-  // errseq cursors are left alone. Policies without flags report what this
-  // writeback met.
-  int err = 0;
-  switch (s.policy->error_memory()) {
-    case ErrorMemory::as_flags:
-    case ErrorMemory::errseq: {
-      const uint32_t fl = std::exchange(in.as_flags, 0);
-      err = fl & AS_ENOSPC ? ENOSPC : fl & AS_EIO ? EIO : 0;
-      break;
-    }
-    case ErrorMemory::vnode_sticky:
-      err = wb.first_err ? wb.first_err : in.vnode_error;
-      break;
-    case ErrorMemory::none:
-      err = wb.first_err;
-      break;
+  if (flags.write && s.can_write()) {
+    s.writeback_inode(in, nullptr, wb, first, last);
+    if (wb.hung) return SysResult::hang();
   }
+  if (!flags.wait_after) return SysResult::success();  // WRITE alone reports nothing
+  const int err = s.wait_errors(*f, wb.first_err);
   return err ? SysResult::failure(err) : SysResult::success();
 }
 
@@ -229,6 +225,7 @@ SysResult FileSystem::msync_write(Handle h, std::span<const std::byte> data, uin
   File* f = s.file(h);
   if (!f || f->flags.read_only) return SysResult::failure(EBADF);
   Inode& in = *f->inode;
+  if (int e = in.raw ? 0 : s.refuses(true)) return SysResult::failure(e);
   if (offset + data.size() > in.size) return SysResult::failure(ENXIO);  // SIGBUS beyond EOF
   for (uint64_t pos = offset; pos < offset + data.size();) {
     const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
@@ -250,16 +247,72 @@ SysResult FileSystem::ftruncate(Handle h, uint64_t size) {
   File* f = s_->file(h);
   if (!f) return SysResult::failure(EBADF);
   if (f->flags.read_only) return SysResult::failure(EINVAL);  // ftruncate(2) on O_RDONLY
+  if (int e = s_->refuses(true)) return SysResult::failure(e);
   if (f->inode->is_dir || f->inode->raw) return SysResult::failure(EINVAL);
   if ((size + kPageSize - 1) / kPageSize > f->inode->max_pages()) return SysResult::failure(EFBIG);
   return from_io(s_->truncate_inode(*f->inode, size));
 }
 
 SysResult FileSystem::syncfs(Handle h) {
-  if (!s_->file(h)) return SysResult::failure(EBADF);
-  SysResult r = s_->write_everything();
+  State& s = *s_;
+  File* f = s.file(h);
+  if (!f) return SysResult::failure(EBADF);
+  if (s.fs_state == FsReaction::shutdown || s.fs_state == FsReaction::force_unmount)
+    return SysResult::failure(EIO);
+  SysResult r = s.write_everything();
   if (r.hung) return r;
-  return s_->policy->syncfs_reports() ? r : SysResult::success();
+  if (s.policy->syncfs_checks_sb_errseq()) {
+    // SYSCALL syncfs since 5.8: what sync_filesystem met is not the answer;
+    // the superblock's errseq against this descriptor's f_sb_err is.
+    const int err = errseq_check_and_advance(s.s_wb_err, f->sb_cursor);
+    return err ? SysResult::failure(err) : SysResult::success();
+  }
+  return s.policy->syncfs_reports() ? r : SysResult::success();
+}
+
+MappedRead FileSystem::mmap_read(Handle h, std::span<std::byte> out, uint64_t offset) {
+  State& s = *s_;
+  MappedRead m;
+  File* f = s.file(h);
+  if (!f) return {SysResult::failure(EBADF), false, {}, 0};
+  Inode& in = *f->inode;
+  if (in.is_dir) return {SysResult::failure(ENODEV), false, {}, 0};
+  if (!in.raw && s.refuses(false) && s.policy->mmap_refused_when_down())
+    return {SysResult::failure(EIO), false, {}, 0};  // ext4_file_mmap
+  const uint64_t end = offset + out.size();
+  for (uint64_t i = offset / kPageSize; i * kPageSize < end; ++i) {  // mincore
+    PageMap::Page p = in.mapping.find(i);
+    m.resident.push_back(p && p.has(PG_uptodate));
+  }
+  // A page the cache holds is served from it; any other must be read in,
+  // which fails (SIGBUS) past EOF, on a device error, or on a filesystem
+  // that is down.
+  for (uint64_t pos = offset; pos < end;) {
+    const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
+    const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
+    PageMap::Page page = in.mapping.find(index);
+    if (!page || !page.has(PG_uptodate)) {
+      if (index * kPageSize >= in.size || (!in.raw && s.refuses(false))) {
+        m.sigbus = true;
+        break;
+      }
+      IoResult r;
+      page = s.fill_page(in, index, r);
+      if (!page) {
+        if (r.hung) return {SysResult::hang(), false, m.resident, 0};
+        m.sigbus = true;
+        break;
+      }
+    }
+    std::memcpy(out.data() + (pos - offset), page.data() + in_page, n);
+    page.touched() |= f->bit();
+    page.last_use() = ++s.use_clock;
+    pos += n;
+    m.copied = pos - offset;
+    m.result = SysResult::success(int64_t(m.copied));
+  }
+  if (m.sigbus) m.result = SysResult{-1, 0, false};
+  return m;
 }
 
 SysResult FileSystem::sync() {
@@ -340,6 +393,43 @@ ReadBack FileSystem::read_back(const std::string& path, uint64_t offset, uint64_
   return rb;
 }
 
+SysResult FileSystem::shutdown(ShutdownFlush flush, ShutdownReport& report) {
+  State& s = *s_;
+  // GOING_FLAGS_DEFAULT freezes (syncs) the filesystem first; LOGFLUSH
+  // commits the journal, not the data; NOLOGFLUSH writes nothing. What could
+  // not be written then stays in the cache until the unmount drops it.
+  switch (flush) {
+    case ShutdownFlush::sync: {
+      SysResult r = s.write_everything();
+      if (r.hung) return r;
+      report.sync = r;
+      break;
+    }
+    case ShutdownFlush::log: {
+      // The log holds names, not the size of an append whose data is still
+      // dirty: ext4 (i_disksize, delayed allocation) and xfs (di_size at I/O
+      // completion) move the on-disk size with the data. probes/shutdown.sh.
+      std::vector<std::pair<Inode*, uint64_t>> appended;
+      for (auto& [ino, in] : s.inodes)
+        if (in->mapping.dirty_pages() && !in->raw) {
+          appended.emplace_back(in.get(), in->size);
+          in->size = std::min(in->size, s.committed_size(ino));
+        }
+      IoResult m = s.journal_dirty && s.can_write() ? s.commit_metadata() : IoResult{};
+      for (auto [in, size] : appended) in->size = size;
+      if (m.hung) return SysResult::hang();
+      report.log_commit = m.err;
+      break;
+    }
+    case ShutdownFlush::none:
+      break;
+  }
+  s.enter(FsReaction::shutdown);
+  return SysResult::success();
+}
+
+FsReaction FileSystem::state() const { return s_->fs_state; }
+
 SysResult FileSystem::memory_limit(uint64_t bytes) {
   s_->error_memory_limit = bytes;
   s_->enforce_error_limit();
@@ -381,6 +471,20 @@ SysResult FileSystem::fault(const FaultPlace& place, const FaultRule& rule, Faul
       // Everything but the file's data: the journal, inodes, directories and
       // other files.
       if (auto r = region(place.path)) resolved.ranges = {*r};
+      resolved.invert = true;
+      break;
+    case FaultPlace::Where::journal:
+      resolved.ranges = {ByteRange{0, kMetadataBlocks * kBlockSize}};
+      break;
+    case FaultPlace::Where::free:
+      // Space no file holds yet: every file's region past its committed size,
+      // and the regions of files not created yet. The metadata blocks and
+      // the raw device's bytes stay healthy.
+      resolved.ranges = {ByteRange{0, kDataRegionBlock * kBlockSize}};
+      for (const auto& [path, ino] : s_->names) {
+        const uint64_t pages = (s_->committed_size(ino) + kPageSize - 1) / kPageSize;
+        if (pages) resolved.ranges.push_back({s_->inode(ino).block_of(0) * kBlockSize, pages * kPageSize});
+      }
       resolved.invert = true;
       break;
   }

@@ -99,9 +99,9 @@ IoResult FileSystem::State::commit_metadata() {
     const size_t n = std::min<size_t>(kBlockSize, text.size() - b * kBlockSize);
     std::memcpy(buf, text.data() + b * kBlockSize, n);
     std::memset(buf + n, 0, kBlockSize - n);
-    if (IoResult r = device.write(b, buf); !r.ok()) return r;
+    if (IoResult r = device.write(b, buf); !r.ok()) return metadata_failed(r);
   }
-  if (IoResult r = device.flush(); !r.ok()) return r;
+  if (IoResult r = device.flush(); !r.ok()) return metadata_failed(r);
   journal_dirty = false;
   discard_truncated();  // the new sizes are durable: what they cut off may go
   for (auto& [ino, in] : inodes) {
@@ -111,7 +111,16 @@ IoResult FileSystem::State::commit_metadata() {
   return {};
 }
 
+IoResult FileSystem::State::metadata_failed(IoResult r) {
+  if (r.hung) return r;
+  r.err = policy->delivered_errno(r.err);
+  errseq_set(s_wb_err, r.err);
+  enter(policy->on_metadata_error());
+  return r;
+}
+
 IoResult FileSystem::State::mount() {
+  fs_state = FsReaction::continues;
   inodes.clear();
   names.clear();
   loaded_sizes.clear();
@@ -172,6 +181,7 @@ bool has_children(FileSystem::State& s, const std::string& dir) {
 }  // namespace
 
 SysResult FileSystem::getattr(const std::string& path, Attr& out) {
+  if (s_->fs_state == FsReaction::force_unmount) return SysResult::failure(EIO);
   int err = 0;
   Inode* in = s_->resolve(path, err);
   if (!in) return SysResult::failure(err);
@@ -191,6 +201,7 @@ SysResult FileSystem::fgetattr(Handle h, Attr& out) {
 
 SysResult FileSystem::mkdir(const std::string& path, uint32_t mode) {
   State& s = *s_;
+  if (int e = s.refuses(true)) return SysResult::failure(e);
   const std::string p = State::normalize(path);
   if (p.empty() || s.names.count(p)) return SysResult::failure(EEXIST);
   if (int err = s.check_parent(p)) return SysResult::failure(err);
@@ -204,6 +215,7 @@ SysResult FileSystem::mkdir(const std::string& path, uint32_t mode) {
 
 SysResult FileSystem::rmdir(const std::string& path) {
   State& s = *s_;
+  if (int e = s.refuses(true)) return SysResult::failure(e);
   const std::string p = State::normalize(path);
   if (p.empty()) return SysResult::failure(EBUSY);
   int err = 0;
@@ -219,6 +231,7 @@ SysResult FileSystem::rmdir(const std::string& path) {
 
 SysResult FileSystem::unlink(const std::string& path) {
   State& s = *s_;
+  if (int e = s.refuses(true)) return SysResult::failure(e);
   const std::string p = State::normalize(path);
   auto it = s.names.find(p);
   if (it == s.names.end()) {
@@ -236,6 +249,7 @@ SysResult FileSystem::unlink(const std::string& path) {
 
 SysResult FileSystem::rename(const std::string& from, const std::string& to) {
   State& s = *s_;
+  if (int e = s.refuses(true)) return SysResult::failure(e);
   const std::string f = State::normalize(from), t = State::normalize(to);
   if (f.empty() || t.empty()) return SysResult::failure(EBUSY);
   auto it = s.names.find(f);
@@ -292,6 +306,7 @@ SysResult FileSystem::readdir(const std::string& path, std::vector<DirEntry>& ou
 }
 
 SysResult FileSystem::truncate(const std::string& path, uint64_t size) {
+  if (int e = s_->refuses(true)) return SysResult::failure(e);
   int err = 0;
   Inode* in = s_->resolve(path, err);
   if (!in) return SysResult::failure(err);
@@ -301,6 +316,7 @@ SysResult FileSystem::truncate(const std::string& path, uint64_t size) {
 }
 
 SysResult FileSystem::chmod(const std::string& path, uint32_t mode) {
+  if (int e = s_->refuses(true)) return SysResult::failure(e);
   int err = 0;
   Inode* in = s_->resolve(path, err);
   if (!in) return SysResult::failure(err);
@@ -311,6 +327,7 @@ SysResult FileSystem::chmod(const std::string& path, uint32_t mode) {
 
 SysResult FileSystem::utimens(const std::string& path, std::optional<timespec> atime,
                               std::optional<timespec> mtime) {
+  if (int e = s_->refuses(true)) return SysResult::failure(e);
   int err = 0;
   Inode* in = s_->resolve(path, err);
   if (!in) return SysResult::failure(err);

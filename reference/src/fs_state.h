@@ -3,6 +3,7 @@
 // descriptions, the namespace and its journal, writeback and the policy's
 // decisions. file_system.cpp is the API over it.
 // REQUIRES external synchronization.
+#include <cerrno>
 #include <cstdint>
 #include <ctime>
 #include <map>
@@ -106,6 +107,7 @@ struct File {
   Inode* inode = nullptr;
   OpenFlags flags;
   errseq_t wb_cursor = 0;  // f_wb_err
+  errseq_t sb_cursor = 0;  // f_sb_err: the superblock's errseq, for syncfs
   int slot = kNoSlot;
   bool gone_bad = false;   // R3: data it touched was discarded
   uint64_t bit() const { return slot == kNoSlot ? ~0ull : (1ull << slot); }
@@ -135,6 +137,28 @@ struct FileSystem::State {
   uint64_t error_clock = 0;
   uint64_t discarded_error_pages = 0;
   uint64_t writeback_errors = 0;
+  errseq_t s_wb_err = 0;                        // the superblock's errseq (syncfs, Linux 5.8)
+  FsReaction fs_state = FsReaction::continues;  // what the filesystem has become
+
+  // ---- the filesystem's state ----
+  // The filesystem reacts to a failure; a worse state is never undone but by
+  // a mount (remount, power cut).
+  void enter(FsReaction r) {
+    if (int(r) > int(fs_state)) fs_state = r;
+  }
+  bool can_write() const { return fs_state == FsReaction::continues; }
+  // The errno a call gets from a filesystem that is no longer itself, or 0:
+  // shut down, everything fails with EIO; a forced unmount under way leaves
+  // dead vnodes (EIO); read-only refuses changes (EROFS).
+  int refuses(bool changes) const {
+    switch (fs_state) {
+      case FsReaction::continues: return 0;
+      case FsReaction::read_only: return changes ? EROFS : 0;
+      case FsReaction::shutdown: return EIO;
+      case FsReaction::force_unmount: return EIO;
+    }
+    return 0;
+  }
 
   // Open file descriptions by handle: slot index in the low 32 bits, the
   // slot's generation in the high ones, so a stale handle is never mistaken
@@ -165,6 +189,9 @@ struct FileSystem::State {
   uint64_t committed_size(uint64_t ino) const;
   std::string serialize_namespace() const;
   IoResult commit_metadata();  // a journal commit: the namespace, then a flush
+  // A journal commit failed: the filesystem reacts as the policy says, and the
+  // error reaches the superblock's errseq (buffer heads of the block device).
+  IoResult metadata_failed(IoResult r);
   IoResult mount();            // reads the namespace back; every in-core inode goes
 
   // ---- errors, page fate and writeback (fs_writeback.cpp) ----
@@ -178,6 +205,8 @@ struct FileSystem::State {
   SysResult write_everything();
   int check_error_memory(File& f);
   SysResult fsync_file(File& f, bool datasync, uint64_t first = 0, uint64_t last = UINT64_MAX);
+  // What a sync_file_range wait reports (see fs_writeback.cpp).
+  int wait_errors(File& f, int met);
 
   // ---- descriptors and pages (fs_writeback.cpp) ----
   Handle open_file(Inode& in, const OpenFlags& flags);

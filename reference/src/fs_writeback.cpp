@@ -21,10 +21,11 @@ void State::record_error(Inode& in, int err) {
       break;
     case ErrorMemory::errseq:
       errseq_set(in.wb_err, err);
+      errseq_set(s_wb_err, err);  // mapping_set_error records it in the superblock too
       in.as_flags |= err == ENOSPC ? AS_ENOSPC : AS_EIO;  // for legacy callers
       break;
     case ErrorMemory::vnode_sticky:
-      in.vnode_error = err;
+      if (policy->remembers_error_for(!in.is_dir && !in.raw)) in.vnode_error = policy->sticky_errno(err);
       break;
     case ErrorMemory::none:
       break;
@@ -128,8 +129,11 @@ IoResult State::writepage(Inode& in, uint64_t index) {
     in.truncated.remove(index);  // the device holds this page's data now
     return r;
   }
+  const FailedPage fate = policy->on_writeback_error(r.err);
+  enter(policy->on_data_error(r.err));
+  r.err = policy->delivered_errno(r.err);
   if (!page.has(PG_error) || policy->records_repeated_failures()) record_error(in, r.err);
-  switch (policy->on_writeback_error(r.err)) {
+  switch (fate) {
     case FailedPage::clean_kept:
       in.mapping.set_flags(page, PG_error, PG_dirty);
       break;
@@ -175,6 +179,7 @@ void State::writeback_inode(Inode& in, const File* reporter, Writeback& wb, uint
 // Background writeback, sync(2) and syncfs(2): every dirty page, the
 // journal, a flush. Returns the first error met.
 SysResult State::write_everything() {
+  if (!can_write()) return SysResult::success();  // nothing leaves a filesystem that is down
   Writeback wb;
   for (auto& [ino, in] : inodes) {
     writeback_inode(*in, nullptr, wb);
@@ -217,6 +222,15 @@ int State::check_error_memory(File& f) {
 // scope, flush the device, commit the inode if needed, report.
 SysResult State::fsync_file(File& f, bool datasync, uint64_t first, uint64_t last) {
   Inode& in = *f.inode;
+  if (fs_state == FsReaction::shutdown) return SysResult::failure(EIO);
+  if (fs_state == FsReaction::force_unmount) return SysResult::failure(ENXIO);  // ffs_fsync
+  if (fs_state == FsReaction::read_only) {
+    // ext4_sync_file on a read-only superblock writes nothing and reports
+    // only what the descriptor has not been told.
+    int err = check_error_memory(f);
+    if (f.gone_bad) err = EIO;
+    return err ? SysResult::failure(err) : SysResult::success();
+  }
   if (in.is_dir) {
     IoResult m = journal_dirty ? commit_metadata() : device.flush();
     if (m.hung) return SysResult::hang();
@@ -234,11 +248,34 @@ SysResult State::fsync_file(File& f, bool datasync, uint64_t first, uint64_t las
     for (auto [inode, index] : wb.written)
       if (PageMap::Page page = inode->mapping.find(index)) inode->mapping.set_flags(page, PG_dirty);
   }
+  // The writeback's own error first, then what was remembered (ext4_sync_file:
+  // "if (ret == 0) ret = err"; OpenBSD VOP_FSYNC: EIO only if r == 0).
   const int remembered = check_error_memory(f);
-  int err = remembered ? remembered : own_err;
+  int err = own_err ? own_err : remembered;
   if (!err) err = sync.err;
   if (f.gone_bad) err = EIO;
   return err ? SysResult::failure(err) : SysResult::success();
+}
+
+// What a sync_file_range wait reports: since 4.14 file_fdatawait_range,
+// which checks and advances the descriptor's errseq cursor; before,
+// filemap_fdatawait_range, which checks and clears the legacy flags.
+// Policies without either report what this writeback met.
+int State::wait_errors(File& f, int met) {
+  Inode& in = *f.inode;
+  if (policy->sync_file_range_checks_errseq()) return check_error_memory(f);
+  switch (policy->error_memory()) {
+    case ErrorMemory::as_flags:
+    case ErrorMemory::errseq: {
+      const uint32_t fl = std::exchange(in.as_flags, 0);
+      return fl & AS_ENOSPC ? ENOSPC : fl & AS_EIO ? EIO : 0;
+    }
+    case ErrorMemory::vnode_sticky:
+      return met ? met : in.vnode_error;
+    case ErrorMemory::none:
+      return met;
+  }
+  return 0;
 }
 
 Handle State::open_file(Inode& in, const OpenFlags& flags) {
@@ -246,6 +283,7 @@ Handle State::open_file(Inode& in, const OpenFlags& flags) {
   f->inode = &in;
   f->flags = flags;
   f->wb_cursor = policy->sample_at_open(in.wb_err);
+  f->sb_cursor = errseq_sample(s_wb_err);  // file_sample_sb_err
   for (int s = 0; s < 64; ++s)
     if (!(in.used_slots & (1ull << s))) {
       f->slot = s;
@@ -332,6 +370,7 @@ PageMap::Page State::read_page(Inode& in, uint64_t index, PageMap::Page cached, 
   r = device.read(in.block_of(index), {page.data(), kPageSize});
   if (r.ok() && in.truncated.contains(index)) std::memset(page.data(), 0, kPageSize);
   if (!r.ok()) {
+    if (!r.hung) r.err = policy->delivered_errno(r.err);
     if (!cached) in.mapping.erase(index);
     return {};
   }

@@ -17,9 +17,10 @@ namespace syncprobe::ref::testing {
 class Proc {
  public:
   explicit Proc(FileSystem& fs) : fs_(fs) {}
+  // "@device" is the raw simulated device, as cases name it.
   SysResult open(const std::string& path, const OpenFlags& flags = {}) {
     Handle h;
-    SysResult r = fs_.open(path, flags, h);
+    SysResult r = path == "@device" ? fs_.open_device(flags, h) : fs_.open(path, flags, h);
     if (!r.ok()) return r;
     fds_[next_] = h;
     return SysResult::success(next_++);
@@ -34,6 +35,15 @@ class Proc {
   SysResult fsync(int fd) { return fs_.fsync(handle(fd), false); }
   SysResult fdatasync(int fd) { return fs_.fsync(handle(fd), true); }
   SysResult syncfs(int fd) { return fs_.syncfs(handle(fd)); }
+  SysResult sync_file_range(int fd, uint64_t off, uint64_t len, SyncRangeFlags f) {
+    return fs_.sync_file_range(handle(fd), off, len, f);
+  }
+  SysResult msync_write(int fd, std::span<const std::byte> d, uint64_t off) {
+    return fs_.msync_write(handle(fd), d, off);
+  }
+  MappedRead mmap_read(int fd, std::span<std::byte> out, uint64_t off) {
+    return fs_.mmap_read(handle(fd), out, off);
+  }
   SysResult sync() { return fs_.sync(); }
   SysResult stat(const std::string& path) {
     Attr a;
@@ -100,6 +110,7 @@ struct Rig {
     fail(FaultPlace::Where::data, file, err, count);
   }
   void heal() { ASSERT_TRUE(fs.heal().ok()); }
+  bool remount() { return fs.remount().ok(); }
   void power_cut() {
     ASSERT_TRUE(fs.power_cut().ok());
     procs.clear();  // every description went with the power

@@ -67,6 +67,10 @@ class RefProcess final : public Process {
   SysResult msync_write(int fd, std::span<const std::byte> data, uint64_t offset) override {
     return fs_.msync_write(handle(fd), data, offset);
   }
+  MappedRead mmap_read(int fd, std::span<std::byte> out, uint64_t offset) override {
+    ref::MappedRead m = fs_.mmap_read(handle(fd), out, offset);
+    return {m.result, m.sigbus ? "SIGBUS" : "", std::move(m.resident), m.copied};
+  }
   SysResult syncfs(int fd) override { return fs_.syncfs(handle(fd)); }
   SysResult sync() override { return fs_.sync(); }
   SysResult stat(const std::string& path) override {
@@ -120,9 +124,13 @@ class ReferenceStorage final : public Storage {
 
   SysResult fault(const FaultRequest& request, nlohmann::json& detail) override {
     ref::FaultPlace place;
-    place.where = request.where == FaultRequest::Where::data       ? ref::FaultPlace::Where::data
-                  : request.where == FaultRequest::Where::metadata ? ref::FaultPlace::Where::metadata
-                                                                   : ref::FaultPlace::Where::device;
+    switch (request.where) {
+      case FaultRequest::Where::device: place.where = ref::FaultPlace::Where::device; break;
+      case FaultRequest::Where::data: place.where = ref::FaultPlace::Where::data; break;
+      case FaultRequest::Where::metadata: place.where = ref::FaultPlace::Where::metadata; break;
+      case FaultRequest::Where::free: place.where = ref::FaultPlace::Where::free; break;
+      case FaultRequest::Where::journal: place.where = ref::FaultPlace::Where::journal; break;
+    }
     place.path = request.file;
     FaultRule rule;
     SysResult r = fs_.fault(place, request.rule, rule);
@@ -164,6 +172,16 @@ class ReferenceStorage final : public Storage {
     ref::ReadBack rb = fs_.read_back(path, offset, length, path == kRawDevicePath);
     return ReadBack{rb.result, std::move(rb.data)};
   }
+  SysResult shutdown(ShutdownFlush flush, nlohmann::json& detail) override {
+    ref::ShutdownReport report;
+    const ref::ShutdownFlush f = flush == ShutdownFlush::sync  ? ref::ShutdownFlush::sync
+                                 : flush == ShutdownFlush::log ? ref::ShutdownFlush::log
+                                                               : ref::ShutdownFlush::none;
+    SysResult r = fs_.shutdown(f, report);
+    if (report.sync) detail["sync"] = describe(*report.sync);
+    if (report.log_commit) detail["log_commit"] = *report.log_commit ? errno_name(*report.log_commit) : "0";
+    return r;
+  }
   uint64_t injected_hits() override { return fs_.injected_hits(); }
 
  private:
@@ -197,12 +215,24 @@ std::unique_ptr<Storage> make_reference_storage(const std::string& policy, std::
   return std::make_unique<ReferenceStorage>(std::move(p));
 }
 
-std::set<std::string> reference_capabilities() {
-  return {"fault",         "fault:write",  "fault:read",      "fault:flush",   "fault:drop",
-          "fault:hang",    "fault:data",   "fault:metadata",  "fault:device",  "thin-pool",
-          "memory-limit", "cache-limit",  "drop-caches",  "writeback",       "remount",       "power-cut",
-          "read-back",     "second-process", "sync_file_range", "mmap",        "direct-io",
-          "metadata",      "raw-device"};
+std::set<std::string> reference_capabilities(const std::string& policy) {
+  std::set<std::string> caps = {
+      "fault",          "fault:write",     "fault:read",   "fault:flush",    "fault:drop",
+      "fault:hang",     "fault:data",      "fault:metadata", "fault:device", "fault:free",
+      "fault:journal",  "thin-pool",       "memory-limit", "cache-limit",    "drop-caches",
+      "writeback",      "remount",         "power-cut",    "read-back",      "second-process",
+      "sync_file_range", "syncfs",         "mmap",         "mmap-read",      "direct-io",
+      "metadata",       "raw-device",      "shutdown"};
+  if (auto p = ref::make_policy(policy))
+    for (const auto& lack : p->lacks()) caps.erase(lack.capability);
+  return caps;
+}
+
+std::string reference_lack_reason(const std::string& policy, const std::string& capability) {
+  if (auto p = ref::make_policy(policy))
+    for (const auto& lack : p->lacks())
+      if (lack.capability == capability) return lack.reason;
+  return "";
 }
 
 }  // namespace syncprobe

@@ -104,13 +104,31 @@ struct CacheStats {
   uint64_t frame_bytes_reserved = 0;   // memory mapped for cached pages' data, used or free
 };
 
-// Where a fault lands, before it is resolved to device bytes.
+// Where a fault lands, before it is resolved to device bytes: a file's data
+// blocks; everything but them (metadata); space no file holds yet (free:
+// where an append goes); the journal only; or the whole device.
 struct FaultPlace {
-  enum class Where { device, data, metadata };
+  enum class Where { device, data, metadata, free, journal };
   Where where = Where::device;
   std::string path;  // Where::data and ::metadata: whose data (metadata: all but it)
   // Where::data: bytes [offset, offset+length) of the file; length 0: all of it.
   uint64_t offset = 0, length = 0;
+};
+
+// What a read through a shared mapping saw.
+struct MappedRead {
+  SysResult result;            // ret: bytes copied; failure(errno) when mmap(2) itself failed
+  bool sigbus = false;         // touching the mapping raised SIGBUS (result then has no errno)
+  std::vector<bool> resident;  // mincore(2) of each page of the range, before the read
+  uint64_t copied = 0;         // bytes read before the signal (all of them without one)
+};
+
+// How a shutdown ioctl takes the filesystem down: after syncing it
+// (GOING_FLAGS_DEFAULT), after flushing the log only (LOGFLUSH), or at once.
+enum class ShutdownFlush { sync, log, none };
+struct ShutdownReport {
+  std::optional<SysResult> sync;     // ShutdownFlush::sync: what the sync met
+  std::optional<int> log_commit;     // ShutdownFlush::log: the commit's errno, or 0
 };
 
 // What the content of a file on stable storage is, read after a remount.
@@ -160,6 +178,10 @@ class FileSystem {
   // Stores `data` through a shared mapping of [offset, offset+size) and msyncs
   // it (MS_SYNC). ENXIO beyond the end of the file (where mmap would SIGBUS).
   SysResult msync_write(Handle h, std::span<const std::byte> data, uint64_t offset);
+  // Maps [offset, offset+out.size()) shared, records which pages are
+  // resident, and copies the bytes out; a page that must be read in and
+  // cannot (past EOF, a device error, a filesystem that is down) raises SIGBUS.
+  MappedRead mmap_read(Handle h, std::span<std::byte> out, uint64_t offset);
   SysResult ftruncate(Handle h, uint64_t size);
   SysResult fgetattr(Handle h, Attr& out);
   SysResult syncfs(Handle h);
@@ -177,6 +199,11 @@ class FileSystem {
   // Closes every description, remounts, and reads [offset, offset+length)
   // of `path` (or of the raw device when `raw`) from the device.
   ReadBack read_back(const std::string& path, uint64_t offset, uint64_t length, bool raw = false);
+  // Shuts the filesystem down with dirty data in the cache: every later call
+  // fails until it is remounted.
+  SysResult shutdown(ShutdownFlush flush, ShutdownReport& report);
+  // What the filesystem has become after failures (or a shutdown).
+  FsReaction state() const;
   // Cap on memory held by pages in PG_dirty|PG_error (R7).
   SysResult memory_limit(uint64_t bytes);
   // The cache may hold at most `bytes`; past it clean pages are evicted

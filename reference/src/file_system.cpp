@@ -12,8 +12,11 @@
 
 namespace syncprobe::ref {
 
-FileSystem::FileSystem(std::unique_ptr<Policy> policy) : s_(std::make_unique<State>()) {
+FileSystem::FileSystem(std::unique_ptr<Policy> policy, const Options& options)
+    : s_(std::make_unique<State>()) {
   s_->policy = std::move(policy);
+  s_->options = options;
+  s_->options.max_file_bytes = std::max<uint64_t>(kPageSize, options.max_file_bytes / kPageSize * kPageSize);
   // mkfs: an empty namespace on stable storage. A fresh device has no faults.
   if (IoResult r = s_->commit_metadata(); !r.ok()) throw std::logic_error("reference mkfs failed");
 }
@@ -455,7 +458,7 @@ SysResult FileSystem::fault(const FaultPlace& place, const FaultRule& rule, Faul
     if (!in || in->is_dir) return std::nullopt;
     return ByteRange{in->block_of(0) * kBlockSize, in->max_pages() * kPageSize};
   };
-  if (place.where == FaultPlace::Where::data && place.offset + place.length > kBlocksPerFile * kPageSize)
+  if (place.where == FaultPlace::Where::data && place.offset + place.length > s_->options.max_file_bytes)
     return SysResult::failure(EINVAL);
   switch (place.where) {
     case FaultPlace::Where::device:

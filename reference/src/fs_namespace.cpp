@@ -18,6 +18,7 @@ Inode& FileSystem::State::inode(uint64_t ino) {
   if (!slot) {
     slot = std::make_unique<Inode>(frames);
     slot->ino = ino;
+    slot->blocks_per_file = options.max_file_bytes / kPageSize;
     slot->is_dir = ino == kRootIno;
     slot->raw = ino == kRawIno;
     slot->size = slot->raw ? kRawDeviceBytes : committed_size(ino);

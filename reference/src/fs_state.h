@@ -97,10 +97,11 @@ struct Inode {
   uint32_t nlink = 1;  // names it has: 0 once unlinked or replaced by a rename
   timespec atime{}, mtime{}, ctime{};
 
+  uint64_t blocks_per_file = kBlocksPerFile;  // FileSystem::Options: each file's region
   uint64_t block_of(uint64_t index) const {
-    return raw ? index : kDataRegionBlock + ino * kBlocksPerFile + index;
+    return raw ? index : kDataRegionBlock + ino * blocks_per_file + index;
   }
-  uint64_t max_pages() const { return raw ? kRawDeviceBytes / kPageSize : kBlocksPerFile; }
+  uint64_t max_pages() const { return raw ? kRawDeviceBytes / kPageSize : blocks_per_file; }
 };
 
 struct File {
@@ -123,6 +124,7 @@ struct Writeback {
 
 struct FileSystem::State {
   std::unique_ptr<Policy> policy;
+  Options options;
   SimDevice device;
   FramePool frames;  // the cached pages' data; outlives the inodes
   std::map<uint64_t, std::unique_ptr<Inode>> inodes;  // in-core inodes

@@ -118,7 +118,7 @@ IoResult State::writepage(Inode& in, uint64_t index) {
   PageMap::Page page = in.mapping.find(index);
   IoResult r;
   if (int err = fiu_point_errno("reference/writeback/submit")) {
-    device.count_hit("libfiu");
+    device.count_hit("libfiu", FaultOp::write, in.block_of(index), FaultMode::error, err);
     r = {err, false};
   } else {
     r = device.write(in.block_of(index), {page.data(), kPageSize});

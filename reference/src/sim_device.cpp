@@ -26,28 +26,29 @@ SimDevice::Segment* SimDevice::segment(uint64_t block, bool create) {
   return last_;
 }
 
-std::optional<SimDevice::Hit> SimDevice::take_fault(FaultOp op, uint64_t block) {
+std::optional<SimDevice::Taken> SimDevice::take_fault(FaultOp op, uint64_t block) {
   for (auto it = faults_.begin(); it != faults_.end(); ++it) {
     if (!it->matches(op, block * kBlockSize, kBlockSize)) continue;
-    const Hit hit{it->mode, it->err};
+    const Taken hit{it->mode, it->err};
     if (it->count && --*it->count == 0) faults_.erase(it);
     return hit;
   }
   return std::nullopt;
 }
 
-void SimDevice::count_hit(const char* layer) {
+void SimDevice::count_hit(const char* layer, FaultOp op, uint64_t block, FaultMode mode, int err) {
   ++hits_;
   last_layer_ = layer;
+  if (observer_) observer_(Hit{layer, op, block, mode, err});
 }
 
 IoResult SimDevice::write(uint64_t block, std::span<const std::byte> data) {
   if (int err = fiu_point_errno("reference/device/write")) {
-    count_hit("libfiu");
+    count_hit("libfiu", FaultOp::write, block, FaultMode::error, err);
     return {err, false};
   }
   if (auto f = take_fault(FaultOp::write, block)) {
-    count_hit("reference-device");
+    count_hit("reference-device", FaultOp::write, block, f->mode, f->err ? f->err : EIO);
     switch (f->mode) {
       case FaultMode::error: return {f->err ? f->err : EIO, false};
       case FaultMode::hang: return {0, true};
@@ -59,7 +60,7 @@ IoResult SimDevice::write(uint64_t block, std::span<const std::byte> data) {
   uint64_t& word = seg.allocated[i / 64];
   const uint64_t bit = 1ull << (i % 64);
   if (capacity_ && !(word & bit) && allocated_ >= *capacity_) {
-    count_hit("reference-device");
+    count_hit("reference-device", FaultOp::write, block, when_full_, ENOSPC);
     return when_full_ == FaultMode::hang ? IoResult{0, true} : IoResult{ENOSPC, false};
   }
   if (!(word & bit)) {
@@ -78,11 +79,11 @@ IoResult SimDevice::write(uint64_t block, std::span<const std::byte> data) {
 
 IoResult SimDevice::read(uint64_t block, std::span<std::byte> out) {
   if (int err = fiu_point_errno("reference/device/read")) {
-    count_hit("libfiu");
+    count_hit("libfiu", FaultOp::read, block, FaultMode::error, err);
     return {err, false};
   }
   if (auto f = take_fault(FaultOp::read, block)) {
-    count_hit("reference-device");
+    count_hit("reference-device", FaultOp::read, block, f->mode, f->err ? f->err : EIO);
     if (f->mode == FaultMode::hang) return {0, true};
     if (f->mode == FaultMode::error) return {f->err ? f->err : EIO, false};
   }
@@ -98,11 +99,11 @@ IoResult SimDevice::read(uint64_t block, std::span<std::byte> out) {
 
 IoResult SimDevice::flush() {
   if (int err = fiu_point_errno("reference/device/flush")) {
-    count_hit("libfiu");
+    count_hit("libfiu", FaultOp::flush, 0, FaultMode::error, err);
     return {err, false};
   }
   if (auto f = take_fault(FaultOp::flush, 0)) {
-    count_hit("reference-device");
+    count_hit("reference-device", FaultOp::flush, 0, f->mode, f->err ? f->err : EIO);
     if (f->mode == FaultMode::hang) return {0, true};
     if (f->mode == FaultMode::error) return {f->err ? f->err : EIO, false};
     return {};  // drop: the device claims a flush it did not do

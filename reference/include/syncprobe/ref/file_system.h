@@ -23,8 +23,8 @@
 // remount or power cut brings back names and sizes, not times.
 //
 // Device layout: metadata in blocks [0, 1024); inode N's data from block
-// kDataRegionBlock + N * kBlocksPerFile (64 MiB per file); the raw device
-// view maps bytes to blocks 1:1.
+// kDataRegionBlock + N * (max_file_bytes / 4096) (64 MiB per file by
+// default); the raw device view maps bytes to blocks 1:1.
 //
 // REQUIRES external synchronization: one caller at a time.
 #include <cstdint>
@@ -139,8 +139,14 @@ struct ReadBack {
 
 class FileSystem {
  public:
+  struct Options {
+    // The largest file (EFBIG past it): the size of each file's region of
+    // the device. The default is what results record fault ranges for.
+    uint64_t max_file_bytes = kBlocksPerFile * kPageSize;
+  };
   // Formats a fresh simulated device and mounts it.
-  explicit FileSystem(std::unique_ptr<Policy> policy);
+  explicit FileSystem(std::unique_ptr<Policy> policy) : FileSystem(std::move(policy), Options{}) {}
+  FileSystem(std::unique_ptr<Policy> policy, const Options& options);
   ~FileSystem();
   FileSystem(const FileSystem&) = delete;
   FileSystem& operator=(const FileSystem&) = delete;

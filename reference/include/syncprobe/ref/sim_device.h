@@ -12,6 +12,7 @@
 // REQUIRES external synchronization (one case runs on one thread).
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -73,15 +74,26 @@ class SimDevice {
   uint64_t flushes() const { return flushes_; }
   // Counts a fault injected above the device (a libfiu point in the cache).
   // REQUIRES: `layer` is a string literal.
-  void count_hit(const char* layer);
+  void count_hit(const char* layer, FaultOp op, uint64_t block, FaultMode mode, int err);
+
+  // One injected fault, as the observer is told of it.
+  struct Hit {
+    const char* layer;  // "reference-device" or "libfiu"
+    FaultOp op;
+    uint64_t block;
+    FaultMode mode;
+    int err;            // the errno delivered (mode error)
+  };
+  // Called on every injected fault (for a log); empty to stop.
+  void observe_hits(std::function<void(const Hit&)> observer) { observer_ = std::move(observer); }
 
  private:
   // What the first rule matching (op, block) does, with its count consumed.
-  struct Hit {
+  struct Taken {
     FaultMode mode;
     int err;
   };
-  std::optional<Hit> take_fault(FaultOp op, uint64_t block);
+  std::optional<Taken> take_fault(FaultOp op, uint64_t block);
 
   static constexpr uint64_t kSegmentBlocks = 512;
   struct Segment {
@@ -102,6 +114,7 @@ class SimDevice {
   std::vector<FaultRule> faults_;
   uint64_t hits_ = 0, writes_ = 0, flushes_ = 0;
   const char* last_layer_ = "reference-device";
+  std::function<void(const Hit&)> observer_;
 };
 
 }  // namespace syncprobe::ref

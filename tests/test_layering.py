@@ -15,6 +15,7 @@ SOURCES = (".cpp", ".h")
 BASE = {"common": set()}
 BASE["schema"] = {"common"}
 BASE["reference"] = {"common"}
+BASE["refmount"] = {"reference", "common"}
 BASE["engine"] = {"schema", "common"}
 BASE["platform"] = {"engine", "schema", "common"}
 BASE["analysis"] = {"schema", "common"}

@@ -43,6 +43,8 @@ def allowed(lib, root=ROOT):
         extra = {d for d in libraries(root) if d.startswith("injectors/")} | {"apps"}
         if lib == "targets/reference":
             extra.add("reference")
+        if lib == "targets/refmount":  # the mount's control client, and the model's capabilities
+            extra |= {"refmount", "reference"}
         return TARGET | extra
     if lib == "bench":
         return {"reference", "common"}

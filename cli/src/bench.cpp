@@ -217,7 +217,7 @@ int bench_command(const BenchOptions& opts, std::ostream& out, std::ostream& err
   ctx.run_dir = out_dir;
   std::unique_ptr<RunDirectory> scratch;
   bool measured = false;
-  for (const auto& t : targets) measured = measured || t->measured();
+  for (const auto& t : targets) measured = measured || t->uses_machine();
   if (measured) {
     std::string why;
     scratch = open_run_directory(ctx.run_id, why, err);

@@ -111,6 +111,8 @@ int main(int argc, char** argv) {
   mount->add_option("--max-file-size", mo.max_file_size, "largest file (default 4G); EFBIG past it")
       ->transform(CLI::AsSizeValue(false));
   mount->add_flag("--background", mo.background, "return once mounted (default: serve in the foreground)");
+  mount->add_option("--control-dir", mo.control_dir,
+                    "an existing directory of yours, mode 0700, for the control socket (default: a fresh one)");
   mount->add_option("--passthrough", mo.passthrough_dir,
                     "mount a bare FUSE passthrough of this directory instead (a benchmark baseline)");
   mount->footer("Unmount with Ctrl-C, kill -TERM, or fusermount3 -u MOUNTPOINT. Faults: syncprobe fault. "

@@ -58,6 +58,7 @@ int mount_command(const MountCliOptions& o, std::ostream& out, std::ostream& err
   m.background = o.background;
   m.passthrough = !o.passthrough_dir.empty();
   m.passthrough_dir = o.passthrough_dir;
+  m.control_dir = o.control_dir;
   std::string error;
   const int rc = refmount::run_mount(m, out, error);
   if (rc != 0) err << "syncprobe mount: " << error << "\n";

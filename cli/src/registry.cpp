@@ -5,6 +5,9 @@
 #include "syncprobe/host_target.h"
 #include "syncprobe/paths.h"
 #include "syncprobe/reference_target.h"
+#ifdef SYNCPROBE_HAVE_REFMOUNT
+#include "syncprobe/refmount_target.h"
+#endif
 #include "syncprobe/vm_target.h"
 
 namespace syncprobe {
@@ -13,6 +16,9 @@ const TargetRegistry& registry() {
   static const TargetRegistry r = [] {
     TargetRegistry reg;
     reg.add(reference_target_kind());
+#ifdef SYNCPROBE_HAVE_REFMOUNT
+    reg.add(refmount_target_kind());
+#endif
     reg.add(host_target_kind());
     reg.add(vm_target_kind());
     return reg;

@@ -212,7 +212,7 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   // The scratch root, only when something will run on a real kernel: a run
   // of modelled targets creates nothing on the machine.
   bool measured = false;
-  for (const auto& t : targets) measured = measured || (t->measured() && t->availability().available);
+  for (const auto& t : targets) measured = measured || (t->uses_machine() && t->availability().available);
   std::unique_ptr<RunDirectory> scratch;
   if (measured) {
     std::string why;

@@ -77,7 +77,7 @@ bool execute(const Plan& plan, const RunContext& ctx, const ResultSink& sink) {
   std::map<std::string, std::vector<Target*>> batches;
   std::vector<std::string> batch_order;
   for (Target* t : plan.targets) {
-    if (!t->measured()) {
+    if (!t->uses_machine()) {
       modelled.push_back(t);
     } else {
       const std::string key = t->batch_key();

@@ -208,4 +208,25 @@ std::unique_ptr<Policy> make_policy(std::string_view name) {
   return nullptr;
 }
 
+std::set<std::string> model_capabilities(std::string_view policy) {
+  auto p = make_policy(policy);
+  if (!p) return {};
+  std::set<std::string> caps = {
+      "fault",          "fault:write",     "fault:read",   "fault:flush",    "fault:drop",
+      "fault:hang",     "fault:data",      "fault:metadata", "fault:device", "fault:free",
+      "fault:journal",  "thin-pool",       "memory-limit", "cache-limit",    "drop-caches",
+      "writeback",      "remount",         "power-cut",    "read-back",      "second-process",
+      "sync_file_range", "syncfs",         "mmap",         "mmap-read",      "direct-io",
+      "metadata",       "raw-device",      "shutdown"};
+  for (const auto& lack : p->lacks()) caps.erase(lack.capability);
+  return caps;
+}
+
+std::string model_lack_reason(std::string_view policy, std::string_view capability) {
+  if (auto p = make_policy(policy))
+    for (const auto& lack : p->lacks())
+      if (lack.capability == capability) return lack.reason;
+  return "";
+}
+
 }  // namespace syncprobe::ref

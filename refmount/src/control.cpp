@@ -5,7 +5,11 @@
 //       "where": "data" (default with a path) | "metadata" | "journal" | "free" | "device"
 //       (default without a path); "mode": "error" (default) | "drop"
 //   {"op":"heal"}  {"op":"grow","bytes":N}  {"op":"power-cut"}  {"op":"drop-caches"}
-//   {"op":"writeback"}  {"op":"remount"}  {"op":"status"}
+//   {"op":"writeback"}  {"op":"remount"}  {"op":"sync"}  {"op":"status"}
+//   {"op":"settle","open":N}: waits until at most N descriptions are open
+//   {"op":"thin","headroom":N,"when_full":"error"}  {"op":"memory-limit","bytes":N}
+//   {"op":"cache-limit","bytes":N}  {"op":"shutdown","flush":"sync|log|none"}
+//   {"op":"read-back","path":"f","offset":N,"length":N} -> {"ok":true,"ret":N,"hex":"..."}
 // Replies: {"ok":true,...} or {"ok":false,"error":"why"}.
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -13,8 +17,10 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <ostream>
+#include <thread>
 
 #include "mounted_fs.h"
 #include "syncprobe/errno_names.h"
@@ -44,26 +50,82 @@ const char* state_name(ref::FsReaction s) {
 }  // namespace
 
 nlohmann::json MountedFs::handle(const nlohmann::json& request) {
-  std::lock_guard l(mu_);
   if (!request.is_object() || !request.contains("op") || !request["op"].is_string())
     return failed("a request is a JSON object with an \"op\"");
   const std::string op = request["op"];
+  std::unique_lock l(mu_);
+  // close(2) returns before the kernel sends FUSE's release: give the
+  // descriptions that processes closed (at most 1 s) to go.
+  auto settle = [&](uint64_t open) {
+    for (int i = 0; i < 100 && fs_.stats().open_files > open; ++i) {
+      l.unlock();
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      l.lock();
+    }
+    return fs_.stats().open_files <= open;
+  };
+  if (op == "remount" || op == "read-back") settle(0);
   try {
     if (op == "status") return status();
+    if (op == "settle") {
+      const bool ok = settle(request.at("open").get<uint64_t>());
+      nlohmann::json out{{"ok", ok}, {"open_files", fs_.stats().open_files}};
+      if (!ok) out["error"] = "descriptions still open after 1 s";
+      return out;
+    }
     if (op == "fault") return install_fault(request);
     if (op == "heal") return outcome(fs_.heal());
     if (op == "grow") {
       if (!fs_.device().capacity_blocks()) return failed("the mount has no --size to grow");
-      return outcome(fs_.grow(request.at("bytes").get<uint64_t>()));
+      nlohmann::json out = outcome(fs_.grow(request.at("bytes").get<uint64_t>()));
+      out["capacity_blocks"] = *fs_.device().capacity_blocks();
+      return out;
     }
     if (op == "power-cut") return outcome(fs_.power_cut());
     if (op == "drop-caches") return outcome(fs_.drop_caches());
     if (op == "writeback") return outcome(fs_.writeback());
     if (op == "remount") return outcome(fs_.remount());
+    if (op == "sync") return outcome(fs_.sync());
+    if (op == "memory-limit") return outcome(fs_.memory_limit(request.at("bytes").get<uint64_t>()));
+    if (op == "cache-limit") return outcome(fs_.cache_limit(request.at("bytes").get<uint64_t>()));
+    if (op == "thin") {
+      const std::string when = request.value("when_full", "error");
+      if (when != "error" && when != "queue") return failed("when_full: error or queue");
+      SysResult r = fs_.thin_limit(request.at("headroom").get<uint64_t>(),
+                                   when == "queue" ? FaultMode::hang : FaultMode::error);
+      nlohmann::json out = outcome(r);
+      out["allocated_blocks"] = fs_.device().allocated_blocks();
+      out["capacity_blocks"] = *fs_.device().capacity_blocks();
+      return out;
+    }
+    if (op == "shutdown") {
+      const std::string how = request.value("flush", "sync");
+      const ref::ShutdownFlush f = how == "log" ? ref::ShutdownFlush::log
+                                   : how == "none" ? ref::ShutdownFlush::none : ref::ShutdownFlush::sync;
+      ref::ShutdownReport report;
+      nlohmann::json out = outcome(fs_.shutdown(f, report));
+      if (report.sync) out["sync"] = describe(*report.sync);
+      if (report.log_commit) out["log_commit"] = *report.log_commit ? errno_name(*report.log_commit) : "0";
+      return out;
+    }
+    if (op == "read-back") {
+      ref::ReadBack rb = fs_.read_back(request.at("path").get<std::string>(), request.value("offset", uint64_t(0)),
+                                       request.value("length", uint64_t(0)));
+      if (!rb.result.ok()) return outcome(rb.result);
+      static const char* digits = "0123456789abcdef";
+      std::string hex;
+      hex.reserve(rb.data.size() * 2);
+      for (std::byte b : rb.data) {
+        hex += digits[uint8_t(b) >> 4];
+        hex += digits[uint8_t(b) & 15];
+      }
+      return {{"ok", true}, {"ret", rb.result.ret}, {"hex", hex}};
+    }
   } catch (const nlohmann::json::exception& e) {
     return failed(std::string("bad request: ") + e.what());
   }
-  return failed("unknown op '" + op + "' (fault, heal, grow, power-cut, drop-caches, writeback, remount, status)");
+  return failed("unknown op '" + op + "' (fault, heal, grow, power-cut, drop-caches, writeback, remount, "
+                "sync, thin, memory-limit, cache-limit, shutdown, read-back, settle, status)");
 }
 
 nlohmann::json MountedFs::install_fault(const nlohmann::json& q) {
@@ -112,6 +174,7 @@ nlohmann::json MountedFs::status() {
                    {"policy", policy()},
                    {"state", state_name(fs_.state())},
                    {"layer", "reference"},
+                   {"injector_layer", fs_.layer()},
                    {"cached_pages", st.cached_pages},
                    {"dirty_pages", st.dirty_pages},
                    {"error_pages", st.error_pages},
@@ -142,6 +205,17 @@ std::optional<nlohmann::json> control(const std::string& mountpoint, const nlohm
             (n < 0 ? std::strerror(errno) : "empty") + ")";
     return std::nullopt;
   }
+  return control_socket(std::string(path, size_t(n)), request, error);
+}
+
+std::optional<nlohmann::json> control_socket(const std::string& socket_path, const nlohmann::json& request,
+                                             std::string& error) {
+  if (socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
+    error = socket_path + ": path too long for a socket";
+    return std::nullopt;
+  }
+  const char* path = socket_path.c_str();
+  const size_t n = socket_path.size();
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = std::string("socket: ") + std::strerror(errno);
@@ -149,7 +223,7 @@ std::optional<nlohmann::json> control(const std::string& mountpoint, const nlohm
   }
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path, size_t(n));
+  std::memcpy(addr.sun_path, path, n);
   std::string reply;
   bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
   if (!ok) error = std::string(path) + ": " + std::strerror(errno);

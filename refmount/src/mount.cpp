@@ -141,7 +141,16 @@ int run_mount(const MountOptions& o, std::ostream& log, std::string& error) {
   // The control socket lives in a directory only this user can enter.
   std::string dir, sock;
   int listen_fd = -1;
-  if (!o.passthrough) {
+  bool own_dir = false;
+  if (!o.passthrough && !o.control_dir.empty()) {
+    struct stat cd{};
+    if (::lstat(o.control_dir.c_str(), &cd) != 0 || !S_ISDIR(cd.st_mode) || cd.st_uid != ::getuid() ||
+        (cd.st_mode & 077)) {
+      error = o.control_dir + ": the control directory must be an existing directory of yours, mode 0700";
+      return 2;
+    }
+    sock = o.control_dir + "/control";
+  } else if (!o.passthrough) {
     const char* base = std::getenv("XDG_RUNTIME_DIR");
     std::string tmpl = std::string(base && *base ? base : "/tmp") + "/syncprobe-mount-XXXXXX";
     if (!::mkdtemp(tmpl.data())) {
@@ -149,7 +158,10 @@ int run_mount(const MountOptions& o, std::ostream& log, std::string& error) {
       return 1;
     }
     dir = tmpl;
+    own_dir = true;
     sock = dir + "/control";
+  }
+  if (!o.passthrough) {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (sock.size() >= sizeof addr.sun_path) {
@@ -163,14 +175,14 @@ int run_mount(const MountOptions& o, std::ostream& log, std::string& error) {
         ::listen(listen_fd, 8) != 0) {
       error = "control socket " + sock + ": " + std::strerror(errno);
       if (listen_fd >= 0) ::close(listen_fd);
-      ::rmdir(dir.c_str());
+      if (own_dir) ::rmdir(dir.c_str());
       return 1;
     }
   }
   auto cleanup_control = [&] {
     if (listen_fd >= 0) ::close(listen_fd);
     if (!sock.empty()) ::unlink(sock.c_str());
-    if (!dir.empty()) ::rmdir(dir.c_str());
+    if (own_dir) ::rmdir(dir.c_str());
   };
 
   std::unique_ptr<MountedFs> mounted;

@@ -59,6 +59,7 @@ struct MountCliOptions {
   std::optional<uint64_t> size, memory_limit, error_limit, max_file_size;
   bool background = false;
   std::string passthrough_dir;  // mount a bare passthrough of this directory instead
+  std::string control_dir;      // where the control socket goes (default: a fresh private directory)
 };
 int mount_command(const MountCliOptions& opts, std::ostream& out, std::ostream& err);
 

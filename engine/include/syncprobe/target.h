@@ -44,6 +44,10 @@ class Target {
   virtual std::string name() const = 0;
   // Reference policies are modelled; everything else is measured.
   virtual bool measured() const = 0;
+  // True when the target acquires things on the machine (processes, mounts):
+  // it then gets the run's scratch directory and ledger, and runs outside the
+  // thread pool of the in-process targets (it forks). Default: measured().
+  virtual bool uses_machine() const { return measured(); }
   virtual Availability availability() const = 0;
   virtual std::set<std::string> capabilities() const = 0;
   // Why the target lacks `capability` ("OpenBSD has no syncfs(2)"), for the

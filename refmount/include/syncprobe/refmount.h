@@ -28,6 +28,9 @@ struct MountOptions {
   std::optional<uint64_t> error_limit;    // memory held by pages in error (R7)
   uint64_t max_file_bytes = 1ull << 32;   // EFBIG past it
   bool background = false;                // return once mounted; serve from a child process
+  // Where the control socket goes: an existing directory of this user, mode
+  // 0700, kept at exit. Empty: a fresh one under $XDG_RUNTIME_DIR or /tmp.
+  std::string control_dir;
   bool passthrough = false;               // a bare FUSE passthrough of `passthrough_dir` instead (benchmarks)
   std::string passthrough_dir;
 };
@@ -44,8 +47,12 @@ int run_mount(const MountOptions& options, std::ostream& log, std::string& error
 std::string check_mountpoint(const std::string& mountpoint);
 
 // Sends one request to the mount at `mountpoint` and returns its reply, or
-// nullopt with `error` (no such mount, not ours, no answer).
+// nullopt with `error` (no such mount, not ours, no answer). The socket is
+// found through the root's attribute, which a filesystem that is down (a
+// forced unmount) may refuse: control_socket() then reaches it by its path.
 std::optional<nlohmann::json> control(const std::string& mountpoint, const nlohmann::json& request,
                                       std::string& error);
+std::optional<nlohmann::json> control_socket(const std::string& socket, const nlohmann::json& request,
+                                             std::string& error);
 
 }  // namespace syncprobe::refmount

@@ -11,6 +11,7 @@
 //   - which calls the platform does not have (lacks).
 // docs/reference.md names the source file and function behind each answer.
 #include <memory>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -104,5 +105,12 @@ class Policy {
 const std::vector<std::string>& policy_names();
 // nullptr for an unknown name.
 std::unique_ptr<Policy> make_policy(std::string_view name);
+
+// What the model can be asked to do under `policy`, in the runner's
+// capability names (data/capabilities.toml): everything FileSystem offers,
+// less what the policy's platform lacks. Empty for an unknown policy.
+std::set<std::string> model_capabilities(std::string_view policy);
+// Why `policy`'s platform lacks `capability`, or "".
+std::string model_lack_reason(std::string_view policy, std::string_view capability);
 
 }  // namespace syncprobe::ref

@@ -59,6 +59,7 @@ def leftovers(scratch):
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if scratch + "/" in cmd and ("syncprobe-blockdev" in cmd or "qemu-system" in cmd):
+        mount_daemon = "syncprobe" in cmd and " mount " in cmd  # refmount's FUSE daemon
+        if scratch + "/" in cmd and ("syncprobe-blockdev" in cmd or "qemu-system" in cmd or mount_daemon):
             found.append(f"process {proc.name}: {cmd[:120]}")
     return found

@@ -100,7 +100,7 @@ int main(int argc, char** argv) {
   auto* mount = app.add_subcommand(
       "mount", "Mount the reference page cache as a filesystem (FUSE): run any program on a policy's semantics");
   mount->add_option("mountpoint", mo.mountpoint, "an existing empty directory")->required();
-  mount->add_option("--policy,-p", mo.policy, "reference policy (syncprobe list policies)")->required();
+  mount->add_option("--policy,-p", mo.policy, "reference policy (syncprobe list policies); required unless --passthrough");
   mount->add_option("--size", mo.size, "device capacity in bytes (k, M, G suffixes); writes past it fail with ENOSPC")
       ->transform(CLI::AsSizeValue(false));
   mount->add_option("--memory-limit", mo.memory_limit,

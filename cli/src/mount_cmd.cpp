@@ -48,6 +48,10 @@ int mount_command(const MountCliOptions& o, std::ostream& out, std::ostream& err
   err << "syncprobe mount: built without libfuse3 (install libfuse3-dev and rebuild)\n";
   return 1;
 #else
+  if (o.policy.empty() == o.passthrough_dir.empty()) {
+    err << "syncprobe mount: give --policy P (syncprobe list policies), or --passthrough DIR for a bare passthrough\n";
+    return 2;
+  }
   refmount::MountOptions m;
   m.policy = o.policy;
   m.mountpoint = o.mountpoint;

@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "syncprobe/app_driver.h"
 #include "syncprobe/errno_names.h"
 #include "syncprobe/forwarding_process.h"
 #include "syncprobe/linux_fs.h"
@@ -314,6 +315,10 @@ SysResult RefmountStorage::shutdown(ShutdownFlush flush, nlohmann::json& detail)
   for (const char* k : {"sync", "log_commit"})
     if (reply.contains(k)) detail[k] = reply[k];
   return result_of(reply);
+}
+
+SysResult RefmountStorage::app(const AppCall& call, nlohmann::json& evidence) {
+  return run_app(call, mountpoint_, timeout_, evidence);
 }
 
 uint64_t RefmountStorage::injected_hits() { return ask({{"op", "status"}}).value("injected_faults", uint64_t(0)); }

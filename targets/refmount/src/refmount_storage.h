@@ -45,6 +45,8 @@ class RefmountStorage final : public Storage {
   SysResult power_cut() override;
   ReadBack read_back(const std::string& path, uint64_t offset, uint64_t length) override;
   SysResult shutdown(ShutdownFlush flush, nlohmann::json& detail) override;
+  // The program runs with its file on the mount, as on a host target.
+  SysResult app(const AppCall& call, nlohmann::json& evidence) override;
   uint64_t injected_hits() override;
   std::optional<std::string> broken() override;
 

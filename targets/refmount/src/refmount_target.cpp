@@ -10,6 +10,7 @@
 #include <stdexcept>
 
 #include "refmount_storage.h"
+#include "syncprobe/app_driver.h"
 #include "syncprobe/interpreter.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/ref/policy.h"
@@ -48,6 +49,7 @@ class RefmountTarget final : public Target {
   std::set<std::string> capabilities() const override {
     std::set<std::string> caps = ref::model_capabilities(policy_);
     for (const auto& [cap, why] : fuse_lacks()) caps.erase(cap);
+    caps.merge(installed_app_capabilities());  // real programs run on the mount
     return caps;
   }
   std::string lack_reason(const std::string& capability) const override {

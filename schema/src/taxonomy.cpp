@@ -73,10 +73,10 @@ constexpr std::array kAxes = {
 
 constexpr std::array kFaultClasses = {
     FaultClass{"data-write", "transient data-write error",
-               "writes of the file's data fail (EIO or another errno, not ENXIO); metadata and journal "
-               "stay healthy; the device is repaired later"},
+               "writes of the file's data (range data, or free: an append's new blocks) fail with EIO or "
+               "another errno but ENXIO; metadata and journal stay healthy; the device is repaired later"},
     FaultClass{"metadata", "metadata or journal write error",
-               "writes outside the file's data fail: inodes, directories, the journal"},
+               "writes outside the file's data fail (range metadata), or the journal's only (range journal)"},
     FaultClass{"device-gone", "device gone (ENXIO)",
                "writes fail with ENXIO, as when the path to the device is lost"},
     FaultClass{"thin-enospc", "thin pool out of space",
@@ -151,9 +151,12 @@ std::string_view fault_class_of(const Case& c) {
     if (s.arg("io") == "flush") return "flush";
     if (s.arg("io") == "read") return "read";
     if (s.arg("errno") == "ENXIO") return "device-gone";
-    if (s.arg("range") == "metadata") return "metadata";
-    if (s.arg("range") == "device") return "device-write";
-    return "data-write";
+    const std::string range = s.arg("range");
+    if (range == "metadata" || range == "journal") return "metadata";
+    if (range == "device") return "device-write";
+    if (range == "data" || range == "free") return "data-write";  // free: where an append's new data goes
+    return "";  // a range this table does not know decides no profile, rather than a wrong one
+
   }
   return "";
 }

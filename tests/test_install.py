@@ -126,7 +126,8 @@ def test_bash_completion(prefix):
     script = prefix / "share/bash-completion/completions/syncprobe"
     assert complete(script, "syncprobe", "me") == ["merge"]
     assert "--shard" in complete(script, "syncprobe", "run", "--sh")
-    assert complete(script, "syncprobe", "list", "ta") == ["targets"]
+    assert complete(script, "syncprobe", "list", "tar") == ["targets"]
+    assert complete(script, "syncprobe", "list", "ta") == ["targets", "taxonomy"]
     assert "reference:proposed" in complete(script, "syncprobe", "run", "--target", "reference:p")
     assert "seed-two-process" in complete(script, "syncprobe", "run", "--case", "seed-t")
 

@@ -156,7 +156,6 @@ std::string_view fault_class_of(const Case& c) {
     if (range == "device") return "device-write";
     if (range == "data" || range == "free") return "data-write";  // free: where an append's new data goes
     return "";  // a range this table does not know decides no profile, rather than a wrong one
-
   }
   return "";
 }

@@ -174,11 +174,23 @@ std::string platform_cell(const json& t) {
   return s;
 }
 
+// What a failed step got instead of a value: the errno by name, or for a
+// step that has none, the signal it met (SIGBUS through a mapping) or the
+// harness failure that stopped it.
+std::string failure_text(const json& o) {
+  if (o.contains("errno") && o["errno"].is_string()) return o["errno"].get<std::string>();
+  if (o.contains("detail") && o["detail"].is_object() && o["detail"].contains("signal") &&
+      o["detail"]["signal"].is_string())
+    return o["detail"]["signal"].get<std::string>();
+  if (o.contains("harness") && o["harness"].is_string()) return "harness: " + o["harness"].get<std::string>();
+  return "?";
+}
+
 std::string observed_cell(const json& o) {
   if (o.is_null()) return "<td class=\"none\">not run</td>";
   std::string s;
   if (o.value("hung", false)) s = "hung";
-  else if (o.value("ret", 0) < 0) s = "-1 " + o.value("errno", std::string("?"));
+  else if (o.value("ret", 0) < 0) s = "-1 " + html_escape(failure_text(o));
   else s = std::to_string(o.value("ret", 0));
   if (o.contains("data") && o["data"].is_object()) s += " <span class=\"tag\">tag " + html_escape(o["data"].value("tag", "")) + "</span>";
   return "<td>" + (o.value("hung", false) || o.value("ret", 0) < 0 ? std::string("<strong>") + s + "</strong>" : s) + "</td>";
@@ -187,7 +199,7 @@ std::string observed_cell(const json& o) {
 std::string outcome_key(const json& o) {
   if (o.is_null()) return "not run";
   if (o.value("op", "") == "open" && o.value("ret", 0) >= 0) return "opened";
-  std::string s = o.value("hung", false) ? "hung" : o.value("ret", 0) < 0 ? "-1 " + o.value("errno", std::string()) : std::to_string(o.value("ret", 0));
+  std::string s = o.value("hung", false) ? "hung" : o.value("ret", 0) < 0 ? "-1 " + failure_text(o) : std::to_string(o.value("ret", 0));
   if (o.contains("data") && o["data"].is_object()) s += o["data"].value("tag", "");
   return s;
 }

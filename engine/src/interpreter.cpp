@@ -60,7 +60,13 @@ class Interpreter {
       obs.args = step.args;
       const uint64_t hits_before = storage_.injected_hits();
       const auto t0 = std::chrono::steady_clock::now();
-      execute(step, obs);
+      try {
+        execute(step, obs);
+      } catch (const std::exception& e) {
+        // The machinery failed (a worker died, a daemon refused): the step
+        // was not carried out, and no errno of the kernel is recorded for it.
+        obs.error = e.what();
+      }
       const auto t1 = std::chrono::steady_clock::now();
       obs.duration_ns =
           uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
@@ -72,7 +78,10 @@ class Interpreter {
       if (obs.result.harness && obs.error.empty())
         obs.error = std::string("harness failure (") + obs.result.harness + ")" +
                     (obs.detail.contains("harness") ? ": " + obs.detail["harness"].get<std::string>() : "");
-      const bool hung = obs.result.hung;
+      // An injector that stopped makes every later result meaningless: the
+      // case is an error even if this step seemed to work or hang.
+      if (auto why = storage_.broken(); why && obs.error.empty()) obs.error = *why;
+      const bool hung = obs.result.hung && obs.error.empty();
       const bool broken = !obs.error.empty();
       result_.steps.push_back(std::move(obs));
       if (hung) {
@@ -257,6 +266,13 @@ class Interpreter {
         fds_.clear();  // every process died with the power
         failed_opens_.clear();
         return;
+      case StepKind::app: {
+        const AppCall call{s.arg("program"), s.arg("action"), s.arg("file"),
+                           s.arg("variant"), s.arg("key"), s.arg("value")};
+        obs.detail["app"] = nlohmann::json::object();
+        obs.result = storage_.app(call, obs.detail["app"]);
+        return;
+      }
       case StepKind::read_back: {
         fds_.clear();  // read_back closes every descriptor before remounting
         failed_opens_.clear();

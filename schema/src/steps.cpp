@@ -30,13 +30,13 @@ constexpr std::array kFdArgs = {kFd};
 constexpr std::array kWriteArgs = {
     kFd,
     ArgSpec{"off", ArgType::size, false, "0", "file offset in bytes (4K, 1M suffixes allowed)"},
-    ArgSpec{"len", ArgType::size, false, "4K", "bytes to write"},
+    ArgSpec{"len", ArgType::size, false, "4K", "bytes to write", {}, kMaxStepBytes},
     ArgSpec{"tag", ArgType::tag, true, "", "data tag written (reads report it back)"},
 };
 constexpr std::array kReadArgs = {
     kFd,
     ArgSpec{"off", ArgType::size, false, "0", "file offset in bytes"},
-    ArgSpec{"len", ArgType::size, false, "4K", "bytes to read"},
+    ArgSpec{"len", ArgType::size, false, "4K", "bytes to read", {}, kMaxStepBytes},
 };
 constexpr std::array kSfrArgs = {
     kFd,
@@ -86,9 +86,26 @@ constexpr std::array kCacheArgs = {
 constexpr std::array kReadBackArgs = {
     ArgSpec{"file", ArgType::path, false, "f", "file to read from stable storage"},
     ArgSpec{"off", ArgType::size, false, "0", "file offset"},
-    ArgSpec{"len", ArgType::size, false, "4K", "bytes to read"},
+    ArgSpec{"len", ArgType::size, false, "4K", "bytes to read", {}, kMaxStepBytes},
 };
 
+constexpr std::array kPrograms = {"sqlite"sv, "qemu"sv};
+constexpr std::array kAppActions = {"init"sv, "put"sv, "get"sv, "check"sv};
+constexpr std::array kAppArgs = {
+    ArgSpec{"program", ArgType::choice, true, "",
+            "program driven (docs/apps.md); the step needs capability app:<program>", kPrograms},
+    ArgSpec{"action", ArgType::choice, true, "",
+            "init: create the store; put: write key=value and wait for the program's "
+            "acknowledgement; get: read a key back; check: the program's own consistency check",
+            kAppActions},
+    ArgSpec{"file", ArgType::path, false, "app", "the program's file (database, image), "
+            "relative to the filesystem root"},
+    ArgSpec{"variant", ArgType::string, false, "",
+            "program settings: sqlite 'rollback' or 'wal'; qemu 'raw' or 'qcow2' with "
+            "',cache=writeback' or ',cache=none'"},
+    ArgSpec{"key", ArgType::string, false, "", "key for put/get (qemu: a 4 KiB block number)"},
+    ArgSpec{"value", ArgType::string, false, "", "value for put (qemu: a byte, 1..255)"},
+};
 constexpr std::array kShutdownArgs = {
     ArgSpec{"flush", ArgType::choice, false, "log",
             "what is written first: 'sync' (the whole filesystem, GOING_FLAGS_DEFAULT), 'log' (the "
@@ -144,6 +161,10 @@ constexpr std::array kSteps = {
     StepSpec{StepKind::read_back, "read_back",
              "what stable storage holds for a file: closes every descriptor, remounts, reads",
              kReadBackArgs, false, "read-back"},
+    StepSpec{StepKind::app, "app",
+             "run one action of a real program (sqlite3, qemu-io) on the filesystem; "
+             "its output, exit status and the value read back are the evidence",
+             kAppArgs, false, ""},
     StepSpec{StepKind::mmap_read, "mmap_read",
              "read through a shared mapping and report which tag came back, which pages were "
              "resident (mincore) and any signal (SIGBUS)",
@@ -208,6 +229,18 @@ bool parse_size(std::string_view text, uint64_t& out) {
   if (v > UINT64_MAX / mult) return false;
   out = v * mult;
   return true;
+}
+
+uint64_t arg_max(const ArgSpec& a) {
+  if (a.max) return a.max;
+  return a.type == ArgType::integer ? kMaxCount : kMaxSize;
+}
+
+std::string size_text(uint64_t bytes) {
+  for (auto [shift, suffix] : {std::pair{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}})
+    if (bytes >= (uint64_t{1} << shift) && bytes % (uint64_t{1} << shift) == 0)
+      return std::to_string(bytes >> shift) + suffix;
+  return std::to_string(bytes) + " bytes";
 }
 
 std::string_view to_string(ArgType t) {

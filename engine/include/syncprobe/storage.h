@@ -98,6 +98,15 @@ struct ReadBack {
   std::vector<std::byte> data;
 };
 
+// One action of a real program (an `app` step, docs/apps.md).
+struct AppCall {
+  std::string program;  // "sqlite", "qemu"
+  std::string action;   // "init", "put", "get", "check"
+  std::string file;     // the program's file, relative to the filesystem root
+  std::string variant;  // program settings ("wal", "qcow2,cache=none")
+  std::string key, value;
+};
+
 // How a shutdown ioctl (XFS_IOC_GOINGDOWN, EXT4_IOC_SHUTDOWN) takes the
 // filesystem down: after syncing it (GOING_FLAGS_DEFAULT), after flushing the
 // log only (LOGFLUSH), or at once (NOLOGFLUSH).
@@ -144,8 +153,22 @@ class Storage {
     return SysResult::failure(ENOTSUP);
   }
 
+  // Runs one program action on this filesystem (targets declaring
+  // app:<program>). ok: the program acknowledged; failure with errno 0: it
+  // reported a failure; hang: it did not finish; harness: it could not be run.
+  // `evidence` receives its command, exit status, output and the value read.
+  virtual SysResult app(const AppCall& /*call*/, nlohmann::json& evidence) {
+    evidence["error"] = "this target runs no programs";
+    return SysResult::failure(ENOTSUP);
+  }
+
   // Operations the injector has failed, dropped or hung so far (cumulative).
   virtual uint64_t injected_hits() = 0;
+
+  // Why this storage's machinery can no longer be trusted (its injector
+  // stopped, a worker died), or nullopt. Checked after every step: a case
+  // whose machinery broke is an error, never a measurement.
+  virtual std::optional<std::string> broken() { return std::nullopt; }
 };
 
 }  // namespace syncprobe

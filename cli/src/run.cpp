@@ -50,6 +50,8 @@ std::string new_run_id() {
   return utc_now("%Y%m%d-%H%M%S") + fmt::format("-{:04x}", rd() & 0xffff);
 }
 
+namespace {
+
 nlohmann::json host_facts() {
   utsname u{};
   uname(&u);
@@ -219,6 +221,8 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
       err << "syncprobe run: " << why << "; nothing was run\n";
       return 2;
     }
+  } else {
+    cleanup_if_safe(err);  // what killed runs left goes anyway; an unsafe root is not looked at
   }
   if (const std::string why = out_lock.open(out_dir, mode); !why.empty()) {
     err << "syncprobe run: " << why << "; nothing was run\n";

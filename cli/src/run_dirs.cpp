@@ -49,6 +49,13 @@ std::unique_ptr<RunDirectory> open_run_directory(const std::string& run_id, std:
   }
 }
 
+void cleanup_if_safe(std::ostream& log) {
+  const std::string root = scratch_root();
+  if (!prepare_scratch_root(root, false).empty()) return;
+  cleanup_stale_runs(root, log);
+  registry().cleanup_stale(root, log);
+}
+
 OutDir::~OutDir() {
   if (fd_ >= 0) ::close(fd_);
 }

@@ -21,6 +21,10 @@ std::string scratch_root();
 std::unique_ptr<RunDirectory> open_run_directory(const std::string& run_id, std::string& error,
                                                  std::ostream& log);
 
+// For a run that needs no scratch directory: releases what killed runs
+// left, when the scratch root exists and is safe; does nothing otherwise.
+void cleanup_if_safe(std::ostream& log);
+
 // The results directory, held under an exclusive lock (flock on the
 // directory) until destroyed, so two runs never write into one.
 class OutDir {

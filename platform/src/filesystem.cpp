@@ -126,7 +126,10 @@ SysResult Filesystem::writeback() {
 
 bool Filesystem::data_ranges(const std::string& path, std::vector<ByteRange>& out,
                              std::string& why) const {
-  const std::string full = mountpoint_ + "/" + path;
+  return fiemap_extents(mountpoint_ + "/" + path, out, why);
+}
+
+bool fiemap_extents(const std::string& full, std::vector<ByteRange>& out, std::string& why) {
   int fd = ::open(full.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
   if (fd < 0) {
     why = full + ": " + std::strerror(errno);

@@ -77,8 +77,10 @@ uint64_t process_start_time(pid_t pid) {
   if (close == std::string::npos) return 0;
   std::istringstream rest(stat.substr(close + 2));
   std::string field;
-  for (int i = 3; i <= 22 && rest >> field; ++i)
+  for (int i = 3; i <= 22 && rest >> field; ++i) {
+    if (i == 3 && (field == "Z" || field == "X")) return 0;  // dead, not yet reaped
     if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
+  }
   return 0;
 }
 

@@ -94,12 +94,13 @@ std::string unsafe_ancestor(const fs::path& dir) {
 
 }  // namespace
 
-std::string prepare_scratch_root(const std::string& path) {
+std::string prepare_scratch_root(const std::string& path, bool create) {
   if (path.empty()) return "the scratch root is empty: set SYNCPROBE_SCRATCH to a directory";
   const fs::path p = fs::absolute(path).lexically_normal();
   // Create what is missing, each new level private.
   fs::path so_far;
   for (const auto& part : p) {
+    if (!create) break;
     so_far /= part;
     if (::mkdir(so_far.c_str(), 0700) != 0 && errno != EEXIST)
       return "cannot create the scratch root " + path + " (" + so_far.string() + ": " + std::strerror(errno) + ")";

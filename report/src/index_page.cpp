@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include <fmt/format.h>
 
@@ -135,6 +136,33 @@ std::string classes_table(const Run& r) {
 
 }  // namespace
 
+// A run that did not finish (interrupted, killed, stopped): say so, and
+// which planned results are missing, before any table.
+std::string partial_notice(const Run& r) {
+  std::vector<std::string> missing;
+  size_t planned = 0;
+  if (r.run.contains("targets") && r.run["targets"].is_object())
+    for (auto it = r.run["targets"].begin(); it != r.run["targets"].end(); ++it)
+      for (const auto& c : r.cases) {
+        ++planned;
+        if (!std::filesystem::exists(r.dir / it.key() / (c + ".json"))) missing.push_back(it.key() + " " + c);
+      }
+  std::string why;
+  if (r.run.contains("interrupted_by_signal")) why = "interrupted by signal " + r.run["interrupted_by_signal"].dump();
+  else if (r.run.contains("stopped")) why = "stopped: " + r.run["stopped"].dump();
+  else if (!r.run.contains("finished_at")) why = "it has no finish time (killed?)";
+  if (why.empty() && missing.empty()) return "";
+  std::string b = "<p class=\"partial\"><strong>Partial run</strong>: " + html_escape(why.empty() ? "results are missing" : why) +
+                  "; " + std::to_string(missing.size()) + " of " + std::to_string(planned) +
+                  " case results missing. Verdicts below use only the results present.";
+  if (!missing.empty()) {
+    b += "<br>Missing:";
+    for (size_t i = 0; i < missing.size() && i < 50; ++i) b += " <code>" + html_escape(missing[i]) + "</code>";
+    if (missing.size() > 50) b += " …";
+  }
+  return b + "</p>\n";
+}
+
 std::string index_page(const Run& r) {
   const json& run = r.run;
   std::string b;
@@ -148,6 +176,7 @@ std::string index_page(const Run& r) {
   b += "<nav><a href=\"#profiles\">Profiles</a> · <a href=\"#classes\">Fault classes</a> · <a href=\"#rules\">Rules</a> · <a href=\"#cases\">Cases</a> · "
        "<a href=\"#latency\">Latency</a>" + std::string(r.bench.is_null() ? "" : " · <a href=\"#bench\">Benchmarks</a>") +
        " · <a href=\"summary.md\">summary.md</a> · <a href=\"junit.xml\">junit.xml</a></nav></header>\n";
+  b += partial_notice(r);
 
   // Headline table: the profile under a transient data-write error.
   b += "<h2 id=\"profiles\">What each platform does after a write fails</h2><div class=\"wrap\"><table>"
@@ -218,8 +247,14 @@ std::string index_page(const Run& r) {
   for (const auto& c : r.cases) {
     b += "<tr><th scope=\"row\" title=\"" + html_escape(r.run["cases"][c].value("title", "")) + "\">" + html_escape(c) + "</th>";
     for (const auto& t : r.targets) {
-      const json& cj = r.summary["targets"][t]["cases"][c];
-      if (cj.is_null()) {
+      static const json kNone;
+      const json* cjp = &kNone;
+      if (r.summary["targets"].contains(t)) {
+        const json& tj = r.summary["targets"][t];
+        if (tj.contains("cases") && tj["cases"].is_object() && tj["cases"].contains(c)) cjp = &tj["cases"][c];
+      }
+      const json& cj = *cjp;
+      if (!cj.is_object()) {
         b += "<td class=\"none\">–</td>";
         continue;
       }

@@ -35,6 +35,15 @@ struct Run {
   // The result of `c` on `target` as JSON (docs/results.md); null when absent.
   json result(const std::string& target, const std::string& c) const;
   const json& target(const std::string& t) const { return summary["targets"][t]; }
+  // The summary of (t, c), or null when the run has none (a partial run):
+  // never const operator[] on a key that may be absent.
+  const json& case_of(const std::string& t, const std::string& c) const {
+    static const json kNone;
+    if (!summary.contains("targets") || !summary["targets"].contains(t)) return kNone;
+    const json& tj = summary["targets"][t];
+    if (!tj.contains("cases") || !tj["cases"].is_object() || !tj["cases"].contains(c)) return kNone;
+    return tj["cases"][c];
+  }
 };
 
 // Reads DIR (run.json, summary.json, the results, bench.json if present).

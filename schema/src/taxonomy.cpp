@@ -151,7 +151,8 @@ std::string_view fault_class_of(const Case& c) {
     if (s.arg("io") == "flush") return "flush";
     if (s.arg("io") == "read") return "read";
     if (s.arg("errno") == "ENXIO") return "device-gone";
-    if (s.arg("range") == "metadata") return "metadata";
+    // A journal-only fault is a metadata fault; free space is where new data goes.
+    if (s.arg("range") == "metadata" || s.arg("range") == "journal") return "metadata";
     if (s.arg("range") == "device") return "device-write";
     return "data-write";
   }

@@ -75,6 +75,8 @@ TEST(Taxonomy, FaultClassComesFromTheFirstFault) {
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"data\", errno = \"EIO\" }")), "data-write");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"data\", errno = \"ENOSPC\" }")), "data-write");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"data\", errno = \"ENXIO\" }")), "device-gone");
+  EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"journal\" }")), "metadata");
+  EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"free\" }")), "data-write");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"metadata\" }")), "metadata");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"device\" }")), "device-write");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"device\", io = \"flush\" }")), "flush");

@@ -26,7 +26,7 @@ std::vector<std::string> mounts_under(const std::string& dir);
 bool remove_tree_if_unmounted(const std::string& dir);
 
 // The start time of process `pid` (/proc/<pid>/stat field 22, clock ticks
-// since boot), 0 when there is no such process. With the pid it names one
+// since boot), 0 when there is no such process (or only its zombie). With the pid it names one
 // process for good: a reused pid has another start time.
 uint64_t process_start_time(pid_t pid);
 // True while `pid` runs and started at `start`.
@@ -51,5 +51,10 @@ class KernelLog {
  private:
   int fd_ = -1;
 };
+
+// The device byte ranges of the data of the file at `path` (absolute), from
+// FIEMAP read to the last extent; delayed-allocation extents are left out.
+// False and `why` when it cannot be mapped. (Defined in filesystem.cpp.)
+bool fiemap_extents(const std::string& path, std::vector<ByteRange>& out, std::string& why);
 
 }  // namespace syncprobe

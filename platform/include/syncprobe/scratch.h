@@ -20,8 +20,9 @@
 namespace syncprobe {
 
 // Creates the scratch root (and missing parents) or checks an existing one.
-// "" on success, else why it cannot be used and how to fix it.
-std::string prepare_scratch_root(const std::string& path);
+// "" on success, else why it cannot be used and how to fix it. With
+// create = false a missing root is an error too (nothing is created).
+std::string prepare_scratch_root(const std::string& path, bool create = true);
 
 // A run's own directory under the scratch root, and its marker. Every
 // acquire() rewrites the marker atomically before returning.

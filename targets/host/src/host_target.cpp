@@ -20,12 +20,14 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "syncprobe/blockdev_injector.h"
 #include "syncprobe/catalog.h"
 #include "syncprobe/command.h"
 #include "syncprobe/dm_capabilities.h"
 #include "syncprobe/dm_injector.h"
+#include "syncprobe/errno_names.h"
 #include "syncprobe/interpreter.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/mounted_storage.h"
@@ -75,8 +77,14 @@ bool use_dm() {
   return e && std::string(e) == "dm";
 }
 
+// The kernel registers device-mapper's control device in /proc/misc; a
+// /dev/mapper/control node alone may be a leftover (mknod, a package script).
 bool host_has_dm() {
-  return access("/dev/mapper/control", R_OK | W_OK) == 0 && !find_program("dmsetup").empty();
+  std::ifstream misc("/proc/misc");
+  bool registered = false;
+  for (std::string line; std::getline(misc, line);)
+    registered = registered || line.find(" device-mapper") != std::string::npos;
+  return registered && access("/dev/mapper/control", R_OK | W_OK) == 0 && !find_program("dmsetup").empty();
 }
 
 // A new file (never through a symbolic link, never an existing one).

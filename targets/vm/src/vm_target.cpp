@@ -382,7 +382,7 @@ std::string initramfs(const Kernel& k, std::string& error) {
     std::ofstream names(list, std::ios::trunc);
     names << ".\n";
     for (auto it = fs::recursive_directory_iterator(stage); it != fs::recursive_directory_iterator(); ++it)
-      names << "./" << fs::relative(it->path(), stage).string() << "\n";
+      names << "./" << it->path().lexically_relative(stage).string() << "\n";  // links stay links
   }
   CommandOptions pack;
   pack.cwd = stage;

@@ -49,9 +49,12 @@ def test_distinct_profiles(reference_run):
             assert profile[axis] not in ("unknown", "disagree"), (policy, axis, t["profile_reasons"])
         profiles[policy] = tuple((cls, a, p["axes"][a]["value"]) for cls, p in sorted(t["profiles"].items())
                                  for a in AXES)
-    # illumos re-dirties and retries every failure as the proposal does: the
-    # five axes cannot tell them apart; the rules can (R7: no bound).
-    assert profiles["illumos"] == profiles["proposed"]
+    # illumos re-dirties and retries every failure as the proposal does: on
+    # the fault classes both ran (illumos has no shutdown call) the five axes
+    # cannot tell them apart; the rules can (R7: no bound).
+    common = {c for c, _, _ in profiles["illumos"]} & {c for c, _, _ in profiles["proposed"]}
+    assert [x for x in profiles["illumos"] if x[0] in common] == \
+        [x for x in profiles["proposed"] if x[0] in common]
     rules = {p: summary["targets"][f"reference:{p}"]["rules"] for p in ("illumos", "proposed")}
     assert rules["illumos"] != rules["proposed"]
     others = [v for k, v in profiles.items() if k != "illumos"]

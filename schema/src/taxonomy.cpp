@@ -88,6 +88,9 @@ constexpr std::array kFaultClasses = {
     FaultClass{"read", "read error", "reads of the named range fail"},
     FaultClass{"dropped-write", "writes silently dropped", "the device acknowledges writes it never makes"},
     FaultClass{"device-hang", "device hangs", "the device never answers the named operations"},
+    FaultClass{"shutdown", "filesystem shut down",
+               "the filesystem is shut down with dirty data in the cache (XFS_IOC_GOINGDOWN, "
+               "EXT4_IOC_SHUTDOWN); the device itself works"},
 };
 
 constexpr std::array kRuleVerdicts = {
@@ -145,6 +148,7 @@ const Value* find_value(const Axis& axis, std::string_view name) {
 std::string_view fault_class_of(const Case& c) {
   for (const auto& s : c.steps) {
     if (s.kind == StepKind::thin_limit) return "thin-enospc";
+    if (s.kind == StepKind::shutdown) return "shutdown";
     if (s.kind != StepKind::fault) continue;
     if (s.arg("mode") == "hang") return "device-hang";
     if (s.arg("mode") == "drop") return "dropped-write";

@@ -133,8 +133,58 @@ def test_volatile_cache_and_power_cut(dev):
     assert dev.cmd(cmd="power_cut")["lost_blocks"] == 1
     assert image_at(dev, 0, 4096) == b"s" * 4096
     assert image_at(dev, 4096, 4096) == b"\0" * 4096
+    # Without power the device answers nothing; back on, it has the image.
+    for op in (lambda: os.pread(fd, 4096, 4096), lambda: os.pwrite(fd, b"v" * 4096, 0)):
+        with pytest.raises(OSError) as e:
+            op()
+        assert e.value.errno == errno.EIO
+    assert dev.cmd(cmd="power_on")["ok"]
     assert os.pread(fd, 4096, 4096) == b"\0" * 4096
+    assert os.pread(fd, 4096, 0) == b"s" * 4096
     os.close(fd)
+
+
+def test_power_cut_releases_held_requests(dev):
+    fd = os.open(dev.dev, os.O_RDWR)
+    dev.cmd(cmd="fault", ranges=[], op="write", mode="hang")
+    done = {}
+
+    def writer():
+        try:
+            os.pwrite(fd, b"h" * 4096, 0)
+            done["r"] = "ok"
+        except OSError as e:
+            done["r"] = e.errno
+
+    t = threading.Thread(target=writer)
+    t.start()
+    time.sleep(0.3)
+    assert "r" not in done, "the write is held"
+    assert dev.cmd(cmd="power_cut")["ok"]
+    t.join(timeout=10)
+    assert done.get("r") == errno.EIO, "a power cut ends what the device held"
+    os.close(fd)
+
+
+def test_release_makes_hangs_fail(dev):
+    fd = os.open(dev.dev, os.O_RDWR)
+    assert dev.cmd(cmd="release")["ok"]
+    dev.cmd(cmd="fault", ranges=[], op="write", mode="hang")
+    with pytest.raises(OSError) as e:
+        os.pwrite(fd, b"h" * 4096, 0)
+    assert e.value.errno == errno.EIO
+    os.close(fd)
+
+
+def test_control_socket_refuses_other_users(dev):
+    # The named socket (for manual use) answers only the daemon's own user.
+    attack = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
+         "import socket,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(3); s.connect('\\0'+sys.argv[1][1:]);"
+         "s.sendall(b'{\"cmd\":\"heal\"}\\n'); print(repr(s.recv(100)))", dev.name],
+        capture_output=True, text=True, timeout=30)
+    assert "ok" not in attack.stdout, attack.stdout
+    assert dev.cmd(cmd="stats")["ok"], "the owner still can"
 
 
 def test_flush_fault(dev):

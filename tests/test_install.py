@@ -45,7 +45,9 @@ def check_main_job(exe, tmp_path):
         assert proc.returncode == 0, proc.stdout + proc.stderr
         (run_dir,) = (work / "results").iterdir()
         summary = json.loads((run_dir / "summary.json").read_text())
-        assert len(summary["targets"]) == 6
+        policies = run_installed(exe, ["list", "policies"], work, cache).stdout.splitlines()
+        assert len(policies) >= 6
+        assert len(summary["targets"]) == len(policies)
         proc = run_installed(exe, ["report", run_dir.relative_to(work)], work, cache)
         assert proc.returncode == 0, proc.stderr
         site = work / "reports" / run_dir.name
@@ -124,7 +126,8 @@ def test_bash_completion(prefix):
     script = prefix / "share/bash-completion/completions/syncprobe"
     assert complete(script, "syncprobe", "me") == ["merge"]
     assert "--shard" in complete(script, "syncprobe", "run", "--sh")
-    assert complete(script, "syncprobe", "list", "ta") == ["targets"]
+    assert complete(script, "syncprobe", "list", "tar") == ["targets"]
+    assert complete(script, "syncprobe", "list", "ta") == ["targets", "taxonomy"]
     assert "reference:proposed" in complete(script, "syncprobe", "run", "--target", "reference:p")
     assert "seed-two-process" in complete(script, "syncprobe", "run", "--case", "seed-t")
 

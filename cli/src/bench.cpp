@@ -14,6 +14,7 @@
 
 #include "syncprobe/commands.h"
 #include "syncprobe/paths.h"
+#include "run_dirs.h"
 #include "syncprobe/registry.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/ref/page_cache.h"
@@ -215,8 +216,19 @@ int bench_command(const BenchOptions& opts, std::ostream& out, std::ostream& err
   RunContext ctx;
   ctx.run_id = "bench-" + utc_stamp();
   ctx.run_dir = out_dir;
-  const char* scratch = std::getenv("SYNCPROBE_SCRATCH");
-  ctx.scratch_dir = std::string(scratch ? scratch : "/var/tmp/syncprobe") + "/" + ctx.run_id;
+  std::unique_ptr<RunDirectory> scratch;
+  bool measured = false;
+  for (const auto& t : targets) measured = measured || t->measured();
+  if (measured) {
+    std::string why;
+    scratch = open_run_directory(ctx.run_id, why, err);
+    if (!scratch) {
+      err << "syncprobe bench: " << why << "\n";
+      return 2;
+    }
+    ctx.scratch_dir = scratch->path();
+    ctx.ledger = scratch.get();
+  }
   out << fmt::format("{:<24} {:<22} {:>5} {:>9} {:>9} {:>9} {:>9}\n", "target", "figure", "n", "min",
                      "median", "p99", "max");
   for (auto& t : targets) {
@@ -247,9 +259,8 @@ int bench_command(const BenchOptions& opts, std::ostream& out, std::ostream& err
     bench["targets"][t->name()] = figs;
   }
   targets.clear();
-  std::error_code ec;
-  if (fs::exists(ctx.scratch_dir)) remove_tree_if_unmounted(ctx.scratch_dir);
-  (void)ec;
+  if (scratch && !scratch->remove())
+    err << "syncprobe bench: " << scratch->path() << " still holds a mount; the next run will release it\n";
 
   const uint64_t cap = 64 * 1024;
   bench["error_memory"] = error_memory_curve(opts.smoke ? 24 : 64, cap);

@@ -1,6 +1,7 @@
 // The small subcommands: classify, report and vm, each a thin layer over its
 // library (analysis/, report/, targets/vm/).
 #include <algorithm>
+#include <filesystem>
 #include <ostream>
 
 #include "syncprobe/classify.h"
@@ -34,6 +35,19 @@ int classify_command(const std::string& results_dir, bool as_json, std::ostream&
 }
 
 int report_command(const ReportOptions& opts, std::ostream& out, std::ostream& err) {
+  // A run that was killed never classified itself: do it now, so that its
+  // report (which says it is partial) can be written.
+  for (const std::string* dir : {&opts.results_dir, opts.compare_with ? &*opts.compare_with : nullptr}) {
+    if (!dir || !std::filesystem::exists(*dir + "/run.json") || std::filesystem::exists(*dir + "/summary.json"))
+      continue;
+    try {
+      write_file_atomic(*dir + "/summary.json", classify(load_run(*dir)).dump(2));
+      err << "syncprobe report: " << *dir << " had no summary.json (the run did not finish): classified it\n";
+    } catch (const std::exception& e) {
+      err << "syncprobe report: " << *dir << " has no summary.json and cannot be classified: " << e.what() << "\n";
+      return 2;
+    }
+  }
   return write_report(opts, out, err);
 }
 

@@ -2,6 +2,7 @@
 // this file only parses arguments (CLI11) and maps usage errors to exit 2.
 #include <CLI/CLI.hpp>
 
+#include <csignal>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -11,6 +12,9 @@
 #include "syncprobe/paths.h"
 
 int main(int argc, char** argv) {
+  // A worker or daemon that dies is an error of its case, never a SIGPIPE
+  // that kills the runner with mounts left behind.
+  signal(SIGPIPE, SIG_IGN);
   using namespace syncprobe;
   CLI::App app{"syncprobe: what fsync() promises after a write fails, measured per kernel and "
                "filesystem, and compared with reference policies"};
@@ -25,10 +29,10 @@ int main(int argc, char** argv) {
   std::string list_what;
   std::string list_cases_dir;
   auto* list = app.add_subcommand(
-      "list", "List cases, step kinds, targets (with availability), policies or capabilities");
-  list->add_option("what", list_what, "cases | steps | targets | policies | capabilities")
+      "list", "List cases, step kinds, targets (with availability), policies, capabilities or the taxonomy");
+  list->add_option("what", list_what, "cases | steps | targets | policies | capabilities | taxonomy")
       ->required()
-      ->check(CLI::IsMember({"cases", "steps", "targets", "policies", "capabilities"}));
+      ->check(CLI::IsMember({"cases", "steps", "targets", "policies", "capabilities", "taxonomy"}));
   list->add_option("--cases", list_cases_dir, "case directory (default: $SYNCPROBE_CASES, else share/syncprobe/cases beside the binary)");
 
   // run
@@ -50,6 +54,10 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(100, 3600000));
   run->add_flag("--no-progress", no_progress, "no progress line (it is off anyway when not a terminal)");
   run->add_flag("--verbose,-v", ro.verbose, "say more about setup and teardown");
+  auto* resume = run->add_flag("--resume", ro.resume,
+                               "finish the run in --out: run only the cases it has no result for, same run id");
+  run->add_flag("--overwrite", ro.overwrite, "replace the run in --out (a non-empty --out is refused otherwise)")
+      ->excludes(resume);
 
   // classify
   std::string classify_dir;

@@ -19,6 +19,7 @@
 
 #include <fmt/format.h>
 
+#include "run_dirs.h"
 #include "syncprobe/case_parser.h"
 #include "syncprobe/classify.h"
 #include "syncprobe/commands.h"
@@ -50,11 +51,6 @@ std::string new_run_id() {
 }
 
 namespace {
-
-std::string scratch_root() {
-  if (const char* s = std::getenv("SYNCPROBE_SCRATCH")) return s;
-  return "/var/tmp/syncprobe";
-}
 
 nlohmann::json host_facts() {
   utsname u{};
@@ -201,26 +197,49 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
     return v;
   };
 
-  const std::string run_id = new_run_id();
-  const std::string out_dir = opts.out_dir.empty()
-                                  ? "results/" + run_id
-                                  : opts.out_dir;
-  std::error_code ec;
-  fs::create_directories(out_dir, ec);
-  if (ec) {
-    err << "syncprobe run: cannot create " << out_dir << ": " << ec.message() << "\n";
+
+  // The results directory: never mixed with another run's results.
+  OutDir out_lock;
+  const OutDir::Mode mode = opts.resume      ? OutDir::Mode::resume
+                            : opts.overwrite ? OutDir::Mode::overwrite
+                                             : OutDir::Mode::fresh;
+  if (mode == OutDir::Mode::resume && opts.out_dir.empty()) {
+    err << "syncprobe run: --resume needs the --out of the run to finish\n";
     return 2;
   }
+  std::string run_id = new_run_id();
+  const std::string out_dir = opts.out_dir.empty() ? "results/" + run_id : opts.out_dir;
+  // The scratch root, only when something will run on a real kernel: a run
+  // of modelled targets creates nothing on the machine.
+  bool measured = false;
+  for (const auto& t : targets) measured = measured || (t->measured() && t->availability().available);
+  std::unique_ptr<RunDirectory> scratch;
+  if (measured) {
+    std::string why;
+    scratch = open_run_directory(run_id, why, err);
+    if (!scratch) {
+      err << "syncprobe run: " << why << "; nothing was run\n";
+      return 2;
+    }
+  } else {
+    cleanup_if_safe(err);  // what killed runs left goes anyway; an unsafe root is not looked at
+  }
+  if (const std::string why = out_lock.open(out_dir, mode); !why.empty()) {
+    err << "syncprobe run: " << why << "; nothing was run\n";
+    return 2;
+  }
+  if (mode == OutDir::Mode::resume) run_id = out_lock.previous()["id"].get<std::string>();
   RunContext ctx;
   ctx.run_id = run_id;
   ctx.run_dir = out_dir;
-  ctx.scratch_dir = scratch_root() + "/" + run_id;
+  if (scratch) {
+    ctx.scratch_dir = scratch->path();
+    ctx.ledger = scratch.get();
+  }
   ctx.step_timeout = std::chrono::milliseconds(opts.step_timeout_ms);
   ctx.verbose = opts.verbose;
 
   install_interrupt_handlers();
-  // A killed earlier run may have left mounts, loop devices, daemons or VMs.
-  registry().cleanup_stale(scratch_root(), err);
 
   nlohmann::json run = {{"schema", "syncprobe.run/1"},
                         {"id", run_id},
@@ -231,6 +250,14 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
                         {"cases_dir", cases_dir},
                         {"targets", nlohmann::json::object()},
                         {"cases", nlohmann::json::object()}};
+  if (mode == OutDir::Mode::resume) {
+    // The plan of the resumed run, extended by what this command asks for.
+    const auto& prev = out_lock.previous();
+    for (const char* k : {"command", "started_at", "targets", "cases"})
+      if (prev.contains(k)) run[k] = prev[k];
+    run["resumed"] = prev.value("resumed", nlohmann::json::array());
+    run["resumed"].push_back({{"command", opts.command_line}, {"at", utc_now("%Y-%m-%dT%H:%M:%SZ")}});
+  }
   for (const Case* c : cases) run["cases"][c->id] = *c;
   if (shard) run["shard"] = {{"index", shard->index}, {"count", shard->count}, {"case_runs", mine.size()}};
   for (const auto& t : targets) {
@@ -243,7 +270,25 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
                                                         t->name()) == opts.targets.end() &&
                                                   !opts.targets.empty()}};
   }
-  write_file_atomic(out_dir + "/run.json", run.dump(2));
+  // Writing results can fail (a full disk): the run then stops, says why,
+  // and exits 1; every file already written is whole.
+  std::string write_error;
+  std::atomic<bool> stop{false};
+  auto write = [&](const std::string& path, const std::string& text) {
+    try {
+      write_file_atomic(path, text);
+      return true;
+    } catch (const std::exception& e) {
+      if (write_error.empty()) write_error = e.what();  // calls are serialised by execute()
+      stop = true;
+      return false;
+    }
+  };
+  if (!write(out_dir + "/run.json", run.dump(2))) {
+    err << "syncprobe run: cannot write the results in " << out_dir << ": " << write_error
+        << "; nothing was run\n";
+    return 1;
+  }
   out << "syncprobe: run " << run_id << ": " << cases.size() << " cases on " << targets.size()
       << " targets";
   if (shard)
@@ -254,8 +299,12 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   Progress progress(mine.size(), opts.progress);
   bool internal_failure = false;
   auto sink = [&](const CaseResult& r) {
-    write_file_atomic(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(r).dump(2));
-    progress.step(r.target, r.case_id, r.status);
+    // Resuming: what the run already has stays as it was (a VM batch reruns its boot).
+    if (stop || (mode == OutDir::Mode::resume && out_lock.has_result(r.target, r.case_id))) return;
+    CaseResult result = r;
+    result.run_id = run_id;
+    if (write(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(result).dump(2)))
+      progress.step(r.target, r.case_id, r.status);
   };
   // One execute() per set of targets that share their slice of the cases:
   // unsharded, one call for everything; a VM kernel's targets always share.
@@ -269,25 +318,34 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
     it->second.push_back(t.get());
   }
   for (const auto& slice : slice_order) {
-    if (interrupted()) break;
+    if (interrupted() || stop) break;
     Plan plan;
     plan.cases = slice;
     plan.jobs = opts.jobs;
     plan.targets = by_slice[slice];
+    plan.stop = [&] { return bool(stop); };
+    if (mode == OutDir::Mode::resume)
+      plan.done = [&](const Target& t, const Case& c) { return out_lock.has_result(t.name(), c.id); };
     if (!execute(plan, ctx, sink)) internal_failure = true;
   }
   progress.finish();
   // The targets' destructors release what they hold; then the run's scratch
-  // directory goes, unless a mount below it would not (the next run's
-  // cleanup takes it then).
+  // directory goes, unless a mount below it would not (its marker stays, and
+  // the next run's cleanup takes it).
   targets.clear();
-  if (std::filesystem::exists(ctx.scratch_dir) && !remove_tree_if_unmounted(ctx.scratch_dir))
-    err << "syncprobe run: " << ctx.scratch_dir
-        << " still holds a mount; the next run will remove it\n";
+  if (scratch && !scratch->remove())
+    err << "syncprobe run: " << scratch->path() << " still holds a mount or a process; the next run "
+        << "will release it\n";
 
   run["finished_at"] = utc_now("%Y-%m-%dT%H:%M:%SZ");
   if (interrupted()) run["interrupted_by_signal"] = interrupt_signal();
-  write_file_atomic(out_dir + "/run.json", run.dump(2));
+  if (stop) run["stopped"] = "cannot write the results: " + write_error;
+  write(out_dir + "/run.json", run.dump(2));
+  if (stop) {
+    err << "syncprobe run: cannot write the results in " << out_dir << ": " << write_error
+        << "; the run stopped (what was written is complete)\n";
+    return 1;
+  }
 
   if (shard) {
     // One shard's results classify only together with the others'.
@@ -296,8 +354,7 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   } else {
     try {
       const nlohmann::json summary = classify(load_run(out_dir));
-      write_file_atomic(out_dir + "/summary.json", summary.dump(2));
-      print_summary(summary, out);
+      if (write(out_dir + "/summary.json", summary.dump(2))) print_summary(summary, out);
     } catch (const std::exception& e) {
       err << "syncprobe run: classification failed: " << e.what() << "\n";
       internal_failure = true;
@@ -306,6 +363,10 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   out << fmt::format("syncprobe: {} completed, {} skipped, {} hung, {} error; results in {}\n",
                      progress.count(CaseStatus::completed), progress.count(CaseStatus::skipped),
                      progress.count(CaseStatus::hung), progress.count(CaseStatus::error), out_dir);
+  if (stop) {
+    err << "syncprobe run: cannot write " << out_dir << "/summary.json: " << write_error << "\n";
+    return 1;
+  }
   if (interrupted()) {
     err << "syncprobe run: interrupted; partial results kept in " << out_dir << "\n";
     return 128 + interrupt_signal();

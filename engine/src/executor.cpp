@@ -48,11 +48,14 @@ bool execute(const Plan& plan, const RunContext& ctx, const ResultSink& sink) {
     sink(r);
   };
   const auto& cases = plan.cases;
+  auto halted = [&] { return interrupted() || (plan.stop && plan.stop()); };
+  auto done = [&](const Target& t, const Case& c) { return plan.done && plan.done(t, c); };
   // One target, case by case, so results appear as they come.
   auto run_target = [&](Target& t) {
     const Availability a = t.availability();
     for (const Case* c : cases) {
-      if (interrupted()) return;
+      if (halted()) return;
+      if (done(t, *c)) continue;
       if (!a.available) {
         store(unavailable_result(t, *c, a.reason));
         continue;
@@ -92,7 +95,7 @@ bool execute(const Plan& plan, const RunContext& ctx, const ResultSink& sink) {
     for (auto& th : pool) th.join();
   }
   for (const auto& key : batch_order) {
-    if (interrupted()) break;
+    if (halted()) break;
     auto& group = batches[key];
     if (group.size() == 1 && key == group.front()->name()) {
       run_target(*group.front());
@@ -109,16 +112,20 @@ bool execute(const Plan& plan, const RunContext& ctx, const ResultSink& sink) {
       }
       for (const Case* c : cases) store(unavailable_result(*t, *c, a.reason));
     }
-    if (ready.empty()) continue;
+    // The cases some member still lacks (all of them unless resuming).
+    std::vector<const Case*> todo;
+    for (const Case* c : cases)
+      if (std::any_of(ready.begin(), ready.end(), [&](Target* t) { return !done(*t, *c); })) todo.push_back(c);
+    if (ready.empty() || todo.empty()) continue;
     try {
-      auto results = ready.front()->run_batch(ready, cases, ctx);
+      auto results = ready.front()->run_batch(ready, todo, ctx);
       for (auto& [name, list] : results)
         for (auto& r : list) store(r);
     } catch (const std::exception& e) {
       internal_failure = true;
       for (Target* t : ready)
-        for (const Case* c : cases)
-          store(error_result(*t, *c, std::string("internal failure: ") + e.what()));
+        for (const Case* c : todo)
+          if (!done(*t, *c)) store(error_result(*t, *c, std::string("internal failure: ") + e.what()));
     }
   }
   return !internal_failure;

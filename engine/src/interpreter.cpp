@@ -60,7 +60,13 @@ class Interpreter {
       obs.args = step.args;
       const uint64_t hits_before = storage_.injected_hits();
       const auto t0 = std::chrono::steady_clock::now();
-      execute(step, obs);
+      try {
+        execute(step, obs);
+      } catch (const std::exception& e) {
+        // The machinery failed (a worker died, a daemon refused): the step
+        // was not carried out, and no errno of the kernel is recorded for it.
+        obs.error = e.what();
+      }
       const auto t1 = std::chrono::steady_clock::now();
       obs.duration_ns =
           uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
@@ -72,7 +78,10 @@ class Interpreter {
       if (obs.result.harness && obs.error.empty())
         obs.error = std::string("harness failure (") + obs.result.harness + ")" +
                     (obs.detail.contains("harness") ? ": " + obs.detail["harness"].get<std::string>() : "");
-      const bool hung = obs.result.hung;
+      // An injector that stopped makes every later result meaningless: the
+      // case is an error even if this step seemed to work or hang.
+      if (auto why = storage_.broken(); why && obs.error.empty()) obs.error = *why;
+      const bool hung = obs.result.hung && obs.error.empty();
       const bool broken = !obs.error.empty();
       result_.steps.push_back(std::move(obs));
       if (hung) {
@@ -159,6 +168,31 @@ class Interpreter {
         }
         return;
       }
+      case StepKind::mmap_read: {
+        if (auto* b = bound(s, obs)) {
+          std::vector<std::byte> buf(len);
+          MappedRead m = p->mmap_read(b->fd, buf, off);
+          obs.result = m.result;
+          obs.bytes = int64_t(m.copied);
+          if (!m.signal.empty()) obs.detail["signal"] = m.signal;
+          if (!m.resident.empty()) {
+            auto pages = nlohmann::json::array();
+            for (bool r : m.resident) pages.push_back(r ? 1 : 0);
+            obs.detail["mincore"] = pages;
+          }
+          if (m.copied) obs.data = classify_tagged(std::span(buf).first(size_t(m.copied)), off);
+        }
+        return;
+      }
+      case StepKind::shutdown: {
+        const std::string flush = s.arg("flush");
+        obs.detail["flush"] = flush;
+        obs.result = storage_.shutdown(flush == "sync"  ? ShutdownFlush::sync
+                                       : flush == "none" ? ShutdownFlush::none
+                                                         : ShutdownFlush::log,
+                                       obs.detail);
+        return;
+      }
       case StepKind::fsync:
         if (auto* b = bound(s, obs)) obs.result = p->fsync(b->fd);
         return;
@@ -194,6 +228,8 @@ class Interpreter {
         const std::string range = s.arg("range");
         req.where = range == "data"       ? FaultRequest::Where::data
                     : range == "metadata" ? FaultRequest::Where::metadata
+                    : range == "free"     ? FaultRequest::Where::free
+                    : range == "journal"  ? FaultRequest::Where::journal
                                           : FaultRequest::Where::device;
         req.file = s.arg("file");
         req.rule.op = fault_op_from_string(s.arg("io")).value_or(FaultOp::write);

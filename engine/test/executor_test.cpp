@@ -4,6 +4,7 @@
 // and one batch key means one run_batch call.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 
 #include "syncprobe/executor.h"
@@ -58,7 +59,7 @@ TEST(Executor, OneResultPerTargetAndCaseWithTheRightStatus) {
   FakeTarget vm1("vm:1:a", true, "vm:1"), vm2("vm:1:b", true, "vm:1");
   host.throws_on = "boom";
   gone.available = false;
-  Plan plan{{&plain, &needs, &boom}, {&ref, &host, &gone, &vm1, &vm2}, 2};
+  Plan plan{{&plain, &needs, &boom}, {&ref, &host, &gone, &vm1, &vm2}, 2, {}, {}};
   std::map<std::pair<std::string, std::string>, CaseResult> got;
   const bool ok = execute(plan, RunContext{}, [&](const CaseResult& r) {
     EXPECT_TRUE(got.emplace(std::pair{r.target, r.case_id}, r).second) << "twice: " << r.target << " " << r.case_id;
@@ -79,8 +80,30 @@ TEST(Executor, NoMachineryFailureMeansTrue) {
   Case plain = make_case("plain");
   FakeTarget ref("reference:x", false);
   int n = 0;
-  EXPECT_TRUE(execute(Plan{{&plain}, {&ref}, 1}, RunContext{}, [&](const CaseResult&) { ++n; }));
+  EXPECT_TRUE(execute(Plan{{&plain}, {&ref}, 1, {}, {}}, RunContext{}, [&](const CaseResult&) { ++n; }));
   EXPECT_EQ(n, 1);
+}
+
+TEST(Executor, DoneCasesAreNotRunAgainAndABatchGetsOnlyWhatIsMissing) {
+  Case a = make_case("a"), b = make_case("b");
+  FakeTarget host("host:y", true), vm1("vm:1:a", true, "vm:1"), vm2("vm:1:b", true, "vm:1");
+  Plan plan{{&a, &b}, {&host, &vm1, &vm2}, 1, {}, {}};
+  plan.done = [](const Target& t, const Case& c) { return c.id == "a" && t.name() != "vm:1:b"; };
+  std::vector<std::string> got;
+  EXPECT_TRUE(execute(plan, RunContext{}, [&](const CaseResult& r) { got.push_back(r.target + " " + r.case_id); }));
+  std::sort(got.begin(), got.end());
+  // host:y ran only b; the batch ran a (vm:1:b lacks it) and b, for both members.
+  EXPECT_EQ(got, (std::vector<std::string>{"host:y b", "vm:1:a a", "vm:1:a b", "vm:1:b a", "vm:1:b b"}));
+}
+
+TEST(Executor, StopEndsTheRunBeforeTheNextCase) {
+  Case a = make_case("a"), b = make_case("b"), c = make_case("c");
+  FakeTarget host("host:y", true), other("host:z", true);
+  Plan plan{{&a, &b, &c}, {&host, &other}, 1, {}, {}};
+  int n = 0;
+  plan.stop = [&] { return n >= 2; };  // e.g. the results disk is full after two
+  EXPECT_TRUE(execute(plan, RunContext{}, [&](const CaseResult&) { ++n; }));
+  EXPECT_EQ(n, 2);
 }
 
 }  // namespace

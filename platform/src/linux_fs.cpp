@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
+#include <cstdlib>
 #include <cerrno>
 #include <filesystem>
 #include <fstream>
@@ -18,33 +20,6 @@
 
 namespace syncprobe {
 
-bool fiemap_extents(const std::string& path, std::vector<ByteRange>& out, std::string& why) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
-    why = path + ": " + std::strerror(errno);
-    return false;
-  }
-  constexpr int kMax = 256;
-  std::vector<char> buf(sizeof(fiemap) + kMax * sizeof(fiemap_extent));
-  auto* fm = reinterpret_cast<fiemap*>(buf.data());
-  fm->fm_start = 0;
-  fm->fm_length = FIEMAP_MAX_OFFSET;
-  fm->fm_extent_count = kMax;
-  const int r = ioctl(fd, FS_IOC_FIEMAP, fm);
-  const int err = errno;
-  ::close(fd);
-  if (r < 0) {
-    why = "FIEMAP on " + path + ": " + std::strerror(err);
-    return false;
-  }
-  for (uint32_t i = 0; i < fm->fm_mapped_extents; ++i) {
-    const fiemap_extent& e = fm->fm_extents[i];
-    if (e.fe_flags & (FIEMAP_EXTENT_UNKNOWN | FIEMAP_EXTENT_DELALLOC)) continue;
-    out.push_back({e.fe_physical, e.fe_length});
-  }
-  return true;
-}
-
 SysResult drop_caches_all() {
   int fd = ::open("/proc/sys/vm/drop_caches", O_WRONLY | O_CLOEXEC);
   if (fd < 0) return SysResult::failure(errno);
@@ -54,6 +29,25 @@ SysResult drop_caches_all() {
   return n == 1 ? SysResult::success() : SysResult::failure(err);
 }
 
+namespace {
+
+// mountinfo writes space, tab, newline and backslash as \ooo.
+std::string unescape_mount_path(const std::string& s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '\\' && i + 3 < s.size() && std::isdigit(static_cast<unsigned char>(s[i + 1])) &&
+        std::isdigit(static_cast<unsigned char>(s[i + 2])) && std::isdigit(static_cast<unsigned char>(s[i + 3]))) {
+      out += static_cast<char>(std::stoi(s.substr(i + 1, 3), nullptr, 8));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
 std::vector<std::string> mounts_under(const std::string& dir) {
   std::vector<std::string> out;
   std::ifstream in("/proc/self/mountinfo");
@@ -61,6 +55,7 @@ std::vector<std::string> mounts_under(const std::string& dir) {
     std::istringstream fields(line);
     std::string id, parent, devno, root, point;
     fields >> id >> parent >> devno >> root >> point;
+    point = unescape_mount_path(point);
     if (point == dir || point.rfind(dir + "/", 0) == 0) out.push_back(point);
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.size() > b.size(); });
@@ -72,6 +67,25 @@ bool remove_tree_if_unmounted(const std::string& dir) {
   std::error_code ec;
   std::filesystem::remove_all(dir, ec);
   return !ec;
+}
+
+uint64_t process_start_time(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat;
+  std::getline(in, stat);
+  const auto close = stat.rfind(')');  // the command name may hold spaces and parentheses
+  if (close == std::string::npos) return 0;
+  std::istringstream rest(stat.substr(close + 2));
+  std::string field;
+  for (int i = 3; i <= 22 && rest >> field; ++i) {
+    if (i == 3 && (field == "Z" || field == "X")) return 0;  // dead, not yet reaped
+    if (i == 22) return std::strtoull(field.c_str(), nullptr, 10);
+  }
+  return 0;
+}
+
+bool process_is(pid_t pid, uint64_t start) {
+  return pid > 0 && start != 0 && process_start_time(pid) == start;
 }
 
 std::string kernel_release() {

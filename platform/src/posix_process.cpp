@@ -1,5 +1,7 @@
 #include "syncprobe/posix_process.h"
 
+#include "syncprobe/command.h"
+
 #include <cerrno>
 #include <csetjmp>
 #include <csignal>
@@ -9,9 +11,11 @@
 #include <poll.h>
 #include <stdexcept>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <filesystem>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -22,7 +26,7 @@ namespace {
 
 enum class Op : uint32_t {
   open, close, pwrite, pread, fsync, fdatasync, sync_file_range, msync_write, syncfs, sync,
-  stat, rename, unlink,
+  stat, rename, unlink, mmap_read,
 };
 
 // Wire format between runner and worker: a fixed header, then the two paths
@@ -47,10 +51,12 @@ struct Reply {
 constexpr uint32_t kCreate = 1, kTrunc = 2, kDirect = 4, kSync = 8, kDsync = 16, kRdonly = 32,
                    kDirectory = 64;
 
+// MSG_NOSIGNAL: a worker that died must be an error of its case, never a
+// SIGPIPE that kills the runner.
 bool write_all(int fd, const void* p, size_t n) {
   auto* c = static_cast<const char*>(p);
   while (n) {
-    ssize_t w = ::write(fd, c, n);
+    ssize_t w = ::send(fd, c, n, MSG_NOSIGNAL);
     if (w < 0 && errno == EINTR) continue;
     if (w <= 0) return false;
     c += w;
@@ -144,6 +150,41 @@ Reply serve(const Header& h, const std::string& path, const std::string& path2,
       ::munmap(map, span);
       return r;
     }
+    case Op::mmap_read: {
+      // Reply data: one byte (1: SIGBUS), one byte per page of mincore(2),
+      // then the bytes copied before any signal; ret is how many.
+      const long page = sysconf(_SC_PAGESIZE);
+      const uint64_t start = h.offset & ~uint64_t(page - 1);
+      const size_t span = size_t(h.offset - start + h.length);
+      if (span == 0) return Reply{0, 0, 0};
+      void* map = ::mmap(nullptr, span, PROT_READ, MAP_SHARED, h.fd, off_t(start));
+      if (map == MAP_FAILED) return result(-1);
+      const size_t pages = (span + size_t(page) - 1) / size_t(page);
+      std::vector<unsigned char> vec(pages);
+      if (::mincore(map, span, vec.data()) < 0) std::fill(vec.begin(), vec.end(), 0xff);
+      out.assign(1 + pages, std::byte{0});
+      for (size_t i = 0; i < pages; ++i) out[1 + i] = std::byte(vec[i] == 0xff ? 2 : vec[i] & 1);
+      struct sigaction sa {}, old {};
+      sa.sa_handler = on_sigbus;
+      sigaction(SIGBUS, &sa, &old);
+      const char* src = static_cast<const char*>(map) + (h.offset - start);
+      std::byte* dst = aligned(h.length);
+      volatile uint64_t copied = 0;
+      if (sigsetjmp(g_sigbus_jump, 1) == 0) {
+        // A page at a time, so that what came before a faulting page is kept.
+        while (copied < h.length) {
+          const uint64_t n = std::min<uint64_t>(h.length - copied, uint64_t(page) - (h.offset + copied) % uint64_t(page));
+          std::memcpy(dst + copied, src + copied, n);
+          copied = copied + n;
+        }
+      } else {
+        out[0] = std::byte{1};
+      }
+      sigaction(SIGBUS, &old, nullptr);
+      ::munmap(map, span);
+      out.insert(out.end(), dst, dst + copied);
+      return Reply{int64_t(copied), 0, 0};
+    }
     case Op::syncfs:
       return result(::syncfs(h.fd));
     case Op::sync:
@@ -162,11 +203,19 @@ Reply serve(const Header& h, const std::string& path, const std::string& path2,
   return Reply{-1, ENOSYS, 0};
 }
 
-[[noreturn]] void worker_main(int sock, const std::string& root) {
-  signal(SIGINT, SIG_IGN);  // the runner decides when the worker ends
-  signal(SIGTERM, SIG_DFL);
+[[noreturn]] void worker_main(int sock, const std::string& root, pid_t parent) {
+  // The runner decides when the worker ends; a runner that dies takes its
+  // workers with it (a worker stuck in the kernel dies once released).
+  signal(SIGINT, SIG_IGN);
+  signal(SIGTERM, SIG_IGN);
   signal(SIGPIPE, SIG_DFL);
-  if (::chdir(root.c_str()) < 0) _exit(111);
+  prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (getppid() != parent) _exit(112);
+  // The worker works beside the root, not in it: an idle worker must not
+  // keep a mount busy (a remount with no descriptor open must work).
+  const std::filesystem::path r(root);
+  const std::string prefix = r.filename().string() + "/";
+  if (::chdir(r.parent_path().c_str()) < 0) _exit(111);
   std::vector<std::byte> data, out;
   std::string path, path2;
   Header h{};
@@ -178,14 +227,21 @@ Reply serve(const Header& h, const std::string& path, const std::string& path2,
         !read_all(sock, data.data(), data.size()))
       break;
     out.clear();
-    Reply r = serve(h, path, path2, data, out);
-    r.data_len = out.size();
-    if (!write_all(sock, &r, sizeof r) || !write_all(sock, out.data(), out.size())) break;
+    if (!path.empty() && path[0] != '/') path = prefix + path;
+    if (!path2.empty() && path2[0] != '/') path2 = prefix + path2;
+    Reply rep = serve(h, path, path2, data, out);
+    rep.data_len = out.size();
+    if (!write_all(sock, &rep, sizeof rep) || !write_all(sock, out.data(), out.size())) break;
   }
   _exit(0);
 }
 
 }  // namespace
+
+std::string signal_name(int sig) {
+  const char* abbrev = sigabbrev_np(sig);
+  return abbrev ? std::string("SIG") + abbrev : "signal " + std::to_string(sig);
+}
 
 struct PosixProcess::Request {
   Header h{};
@@ -198,17 +254,23 @@ PosixProcess::PosixProcess(const std::string& root, std::chrono::milliseconds ti
   int sv[2];
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
     throw std::runtime_error(std::string("socketpair: ") + std::strerror(errno));
+  const pid_t parent = getpid();
   pid_ = fork();
   if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
   if (pid_ == 0) {
     ::close(sv[0]);
-    worker_main(sv[1], root);
+    worker_main(sv[1], root, parent);
   }
   ::close(sv[1]);
   sock_ = sv[0];
 }
 
-PosixProcess::~PosixProcess() { kill_worker(); }
+PosixProcess::~PosixProcess() {
+  // A worker stuck in the kernel (a call that hung) must not hold up the
+  // runner: it is left to reap_stuck_programs(), once the device lets go.
+  const pid_t pid = pid_;
+  if (!kill_worker(std::chrono::milliseconds(200)) && pid > 0) adopt_stuck_child(pid);
+}
 
 bool PosixProcess::kill_worker(std::chrono::milliseconds grace) {
   if (sock_ >= 0) ::close(sock_);
@@ -228,7 +290,8 @@ bool PosixProcess::kill_worker(std::chrono::milliseconds grace) {
   }
 }
 
-SysResult PosixProcess::call(const Request& req, std::span<std::byte> out) {
+SysResult PosixProcess::call(const Request& req, std::span<std::byte> out,
+                            std::vector<std::byte>* raw) {
   if (hung_ || sock_ < 0) return SysResult::hang();
   Header h = req.h;
   h.path_len = uint32_t(req.path.size());
@@ -237,7 +300,7 @@ SysResult PosixProcess::call(const Request& req, std::span<std::byte> out) {
   if (!write_all(sock_, &h, sizeof h) || !write_all(sock_, req.path.data(), req.path.size()) ||
       !write_all(sock_, req.path2.data(), req.path2.size()) ||
       !write_all(sock_, req.data.data(), req.data.size()))
-    throw std::runtime_error("worker process " + std::to_string(pid_) + " went away");
+    throw std::runtime_error(death());
   pollfd p{sock_, POLLIN, 0};
   const auto deadline = std::chrono::steady_clock::now() + timeout_;
   for (;;) {
@@ -252,13 +315,32 @@ SysResult PosixProcess::call(const Request& req, std::span<std::byte> out) {
     if (r < 0 && errno != EINTR) throw std::runtime_error("poll on worker socket failed");
   }
   Reply rep{};
-  if (!read_all(sock_, &rep, sizeof rep))
-    throw std::runtime_error("worker process " + std::to_string(pid_) + " died");
+  if (!read_all(sock_, &rep, sizeof rep)) throw std::runtime_error(death());
   std::vector<std::byte> tmp(rep.data_len);
-  if (!read_all(sock_, tmp.data(), tmp.size()))
-    throw std::runtime_error("worker process " + std::to_string(pid_) + " died mid-reply");
+  if (!read_all(sock_, tmp.data(), tmp.size())) throw std::runtime_error(death());
   if (!out.empty() && !tmp.empty()) std::memcpy(out.data(), tmp.data(), std::min(out.size(), tmp.size()));
+  if (raw) *raw = std::move(tmp);
   return rep.ret < 0 ? SysResult::failure(rep.err) : SysResult::success(rep.ret);
+}
+
+std::string PosixProcess::death() {
+  std::string how = "its socket closed";
+  int status = 0;
+  for (int i = 0; i < 100 && pid_ > 0; ++i) {  // it is dying: wait up to a second to say how
+    const pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      how = WIFSIGNALED(status) ? "killed by " + signal_name(WTERMSIG(status))
+                                : "exited " + std::to_string(WEXITSTATUS(status));
+      break;
+    }
+    if (r < 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  const std::string msg = "harness: worker process " + std::to_string(pid_) + " died (" + how + ")";
+  if (how != "its socket closed") pid_ = -1;
+  if (sock_ >= 0) ::close(sock_);
+  sock_ = -1;
+  return msg;
 }
 
 SysResult PosixProcess::open(const std::string& path, const OpenFlags& flags) {
@@ -331,6 +413,31 @@ SysResult PosixProcess::msync_write(int fd, std::span<const std::byte> data, uin
   r.h.offset = offset;
   r.data = data;
   return call(r);
+}
+
+MappedRead PosixProcess::mmap_read(int fd, std::span<std::byte> out, uint64_t offset) {
+  Request r;
+  r.h.op = Op::mmap_read;
+  r.h.fd = fd;
+  r.h.offset = offset;
+  r.h.length = out.size();
+  std::vector<std::byte> reply;
+  MappedRead m;
+  m.result = call(r, {}, &reply);
+  if (!m.result.ok() || reply.empty()) return m;
+  const long page = sysconf(_SC_PAGESIZE);
+  const size_t pages = (offset % uint64_t(page) + out.size() + size_t(page) - 1) / size_t(page);
+  if (reply.size() < 1 + pages) {
+    m.result = SysResult::harness_failure("mmap_read reply");
+    return m;
+  }
+  if (reply[0] == std::byte{1}) m.signal = "SIGBUS";
+  for (size_t i = 0; i < pages; ++i) m.resident.push_back(reply[1 + i] == std::byte{1});
+  const size_t copied = std::min(out.size(), reply.size() - 1 - pages);
+  std::memcpy(out.data(), reply.data() + 1 + pages, copied);
+  m.copied = copied;
+  if (!m.signal.empty()) m.result = SysResult{-1, 0, false};
+  return m;
 }
 
 SysResult PosixProcess::syncfs(int fd) {

@@ -15,7 +15,7 @@ std::string junit(const Run& r) {
     std::string body;
     int failures = 0, skipped = 0, errors = 0;
     for (const auto& c : r.cases) {
-      const json& cj = tj["cases"][c];
+      const json& cj = r.case_of(t, c);
       if (cj.is_null()) continue;
       body += "  <testcase classname=\"" + html_escape(t) + "\" name=\"" + html_escape(c) + "\">";
       const std::string st = cj.value("status", "");

@@ -39,7 +39,7 @@ std::string ktap(const Run& r) {
   std::vector<Item> items;
   for (const auto& t : r.targets)
     for (const auto& c : r.cases)
-      if (!r.target(t)["cases"][c].is_null()) items.push_back({t, c});
+      if (!r.case_of(t, c).is_null()) items.push_back({t, c});
 
   std::string k = "KTAP version 1\n";
   k += "# syncprobe run " + ktap_text(r.run.value("id", "")) + ", syncprobe " +
@@ -48,7 +48,7 @@ std::string ktap(const Run& r) {
   size_t n = 0;
   for (const auto& [t, c] : items) {
     ++n;
-    const json& cj = r.target(t)["cases"][c];
+    const json& cj = r.case_of(t, c);
     const std::string name = ktap_text(t + " " + c);
     const std::string status = cj.value("status", "");
     const std::string reason = ktap_text(cj.value("reason", ""));

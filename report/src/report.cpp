@@ -45,7 +45,7 @@ int write_report(const ReportOptions& opts, std::ostream& out, std::ostream& err
       if (fs::exists(r.dir / t / "console.log"))  // VM targets: the guest's console, kept beside
         write_file(dir / "targets" / (target_slug(t) + "-console.txt"), read_text(r.dir / t / "console.log"));
       for (const auto& c : r.cases)
-        if (!r.target(t)["cases"][c].is_null()) write_file(dir / case_href(t, c), case_page(r, t, c));
+        if (!r.case_of(t, c).is_null()) write_file(dir / case_href(t, c), case_page(r, t, c));
     }
     write_file(dir / "junit.xml", junit(r));
     write_file(dir / "report.ktap", ktap(r));

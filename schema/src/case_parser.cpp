@@ -4,7 +4,12 @@
 // first problem: a file is checked to the end, and every file is checked.
 #include "syncprobe/case_parser.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <array>
 #include <cstring>
 #include <filesystem>
@@ -16,11 +21,12 @@
 
 #include <toml++/toml.h>
 
-#include "syncprobe/hash.h"
-
-#include "syncprobe/errno_names.h"
-#include "syncprobe/tag.h"
+#include "parse_support.h"
 #include "suggest.h"
+#include "syncprobe/errno_names.h"
+#include "syncprobe/hash.h"
+#include "syncprobe/tag.h"
+#include "syncprobe/taxonomy.h"
 
 namespace syncprobe {
 
@@ -34,13 +40,17 @@ std::string CaseError::format() const {
 
 namespace {
 
-const std::vector<std::string> kAxes = {"reporting", "page_fate", "recovery", "fs_reaction",
-                                        "cross_fd"};
-const std::vector<std::string> kCaseKeys = {"id",   "title",      "description", "rules",
-                                            "axes", "requires",   "references",  "step"};
+std::vector<std::string> axis_ids() {
+  std::vector<std::string> out;
+  for (const auto& a : taxonomy::axes()) out.emplace_back(a.id);
+  return out;
+}
+
+const std::vector<std::string> kCaseKeys = {"id",   "title",    "description", "rules",  "axes",
+                                            "requires", "references", "step", "fstests"};
 const std::set<std::string> kReadTags = {"zero", "mixed", "garbage", "empty"};
 
-bool is_rule(const std::string& r) { return r.size() == 2 && r[0] == 'R' && r[1] >= '1' && r[1] <= '7'; }
+bool is_rule(const std::string& r) { return taxonomy::find_rule(r) != nullptr; }
 
 // ---- the parser ---------------------------------------------------------------------
 
@@ -87,9 +97,10 @@ class Parser {
       if (!is_rule(v)) error(n, "unknown rule '" + v + "'", "rules are R1 to R7");
     });
     c.axes = string_list(root, "axes", [&](const toml::node& n, const std::string& v) {
-      if (std::find(kAxes.begin(), kAxes.end(), v) == kAxes.end())
+      const auto axes = axis_ids();
+      if (!taxonomy::find_axis(v))
         error(n, "unknown axis '" + v + "'",
-              did_you_mean(v, kAxes).empty() ? "axes are " + join(kAxes) : did_you_mean(v, kAxes));
+              did_you_mean(v, axes).empty() ? "axes are " + join(axes) : did_you_mean(v, axes));
     });
     c.requires_ = string_list(root, "requires", [&](const toml::node& n, const std::string& v) {
       if (!capabilities_ || capabilities_->count(v)) return;
@@ -120,6 +131,11 @@ class Parser {
             "write step = [ { op = \"open\", fd = \"a\" }, ... ] or [[step]] tables");
     }
     check_flow(c);
+    const parse::ErrorAt report = [this](const toml::source_region& at, std::string m, std::string h) {
+      error(at, std::move(m), std::move(h));
+    };
+    if (const toml::node* f = root.get("fstests")) c.fstests = parse::parse_fstests(*f, c, report);
+    if (!c.id.empty()) parse::check_fstests_id(root, c, report);
     if (errors_.size() != before) return std::nullopt;
     return c;
   }
@@ -195,27 +211,43 @@ class Parser {
         return v;
       }
       case ArgType::size: {
+        uint64_t bytes = 0;
         if (auto i = n.value<int64_t>(); i && n.is_integer()) {
           if (*i < 0) {
             error(n, where + " must not be negative", "");
             return std::nullopt;
           }
-          return std::to_string(*i);
-        }
-        if (n.is_string()) {
-          uint64_t bytes = 0;
-          if (parse_size(*n.value<std::string>(), bytes)) return std::to_string(bytes);
-          error(n, where + " '" + *n.value<std::string>() + "' is not a size",
-                "write bytes (4096) or a string with K, M or G (\"4K\")");
+          bytes = uint64_t(*i);
+        } else if (n.is_string()) {
+          if (!parse_size(*n.value<std::string>(), bytes)) {
+            error(n, where + " '" + *n.value<std::string>() + "' is not a size",
+                  "write bytes (4096) or a string with K, M or G (\"4K\")");
+            return std::nullopt;
+          }
+        } else {
+          error(n, where + " must be a size", "write bytes (4096) or a string with K, M or G (\"4K\")");
           return std::nullopt;
         }
-        error(n, where + " must be a size", "write bytes (4096) or a string with K, M or G (\"4K\")");
-        return std::nullopt;
+        if (bytes > arg_max(spec)) {
+          error(n, where + " is " + size_text(bytes) + ", more than the " + size_text(arg_max(spec)) +
+                       " a case may ask for",
+                "cases show semantics with small amounts: use at most " + size_text(arg_max(spec)));
+          return std::nullopt;
+        }
+        return std::to_string(bytes);
       }
       case ArgType::integer: {
-        if (auto i = n.value<int64_t>(); i && n.is_integer() && *i >= 0) return std::to_string(*i);
-        error(n, where + " must be a non-negative integer", std::string("e.g. ") + std::string(spec.name) + " = 1");
-        return std::nullopt;
+        const auto i = n.value<int64_t>();
+        if (!i || !n.is_integer() || *i < 0) {
+          error(n, where + " must be a non-negative integer", std::string("e.g. ") + std::string(spec.name) + " = 1");
+          return std::nullopt;
+        }
+        if (uint64_t(*i) > arg_max(spec)) {
+          error(n, where + " is " + std::to_string(*i) + ", more than " + std::to_string(arg_max(spec)),
+                "use at most " + std::to_string(arg_max(spec)));
+          return std::nullopt;
+        }
+        return std::to_string(*i);
       }
       case ArgType::tag: {
         auto v = want_string("\"A\"");
@@ -385,6 +417,19 @@ class Parser {
   void check_flow(const Case& c) {
     std::map<std::string, std::string> open;  // fd name -> process
     std::map<std::string, size_t> probes;
+    std::set<std::string> procs;
+    for (const Step& s : c.steps) {
+      if (s.proc.empty() || procs.count(s.proc)) continue;
+      if (procs.size() == kMaxProcesses) {
+        at(s, "process '" + s.proc + "' is one more than the " + std::to_string(kMaxProcesses) +
+                  " processes a case may use", "let the processes share names");
+        break;
+      }
+      procs.insert(s.proc);
+    }
+    if (c.steps.size() > kMaxSteps)
+      at(c.steps[kMaxSteps], "the case has " + std::to_string(c.steps.size()) + " steps, more than " +
+                                 std::to_string(kMaxSteps), "split it into several cases");
     for (size_t i = 0; i < c.steps.size(); ++i) {
       const Step& s = c.steps[i];
       if (!s.probe.empty()) {
@@ -396,6 +441,9 @@ class Parser {
         open.clear();
         continue;
       }
+      if (s.kind == StepKind::remount && !open.empty())
+        at(s, "descriptor '" + open.begin()->first + "' is still open at the remount",
+           "close it first: an unmount needs every file closed");
       if (!s.has("fd")) continue;
       const std::string fd = s.arg("fd");
       if (s.kind == StepKind::open) {
@@ -464,11 +512,36 @@ ParseOutcome parse_case_text(std::string_view text, const std::string& file,
 }
 
 ParseOutcome parse_case_file(const std::string& path, const CapabilityTable* capabilities) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return {{}, {CaseError{path, 0, 0, "cannot read the case file", "check the path"}}};
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return parse_case_text(ss.str(), path, capabilities);
+  // Only a regular file of bounded size: a FIFO would block, /dev/zero never ends.
+  auto fail = [&](std::string why, std::string hint) {
+    return ParseOutcome{{}, {CaseError{path, 0, 0, std::move(why), std::move(hint)}}};
+  };
+  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return fail(std::string("cannot read the case file: ") + std::strerror(errno), "check the path");
+  struct stat st{};
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    const char* kind = S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) ? "a character device"
+                       : S_ISBLK(st.st_mode) ? "a block device" : S_ISDIR(st.st_mode) ? "a directory"
+                       : S_ISSOCK(st.st_mode) ? "a socket" : "not a file";
+    return fail(std::string("not a regular file (") + kind + ")", "a case is a .toml file; remove or rename this one");
+  }
+  if (uint64_t(st.st_size) > kMaxCaseFileBytes) {
+    ::close(fd);
+    return fail("larger than " + size_text(kMaxCaseFileBytes) + " (" + std::to_string(st.st_size) + " bytes)",
+                "a case is a short script; split it");
+  }
+  std::string text(size_t(st.st_size), '\0');
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::read(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    done += size_t(n);
+  }
+  ::close(fd);
+  text.resize(done);
+  return parse_case_text(text, path, capabilities);
 }
 
 ParseOutcome load_cases(const std::string& dir, const CapabilityTable* capabilities) {

@@ -73,6 +73,7 @@ void from_json(const nlohmann::json& j, StepObservation& o) {
 
 void to_json(nlohmann::json& j, const CaseResult& r) {
   j = nlohmann::json{{"schema", "syncprobe.case-result/1"},
+                     {"run_id", r.run_id},
                      {"case", {{"id", r.case_id}, {"file", r.case_file}, {"hash", r.case_hash}}},
                      {"target", r.target},
                      {"environment", r.environment},
@@ -85,6 +86,7 @@ void to_json(nlohmann::json& j, const CaseResult& r) {
 
 void from_json(const nlohmann::json& j, CaseResult& r) {
   const auto& c = j.at("case");
+  r.run_id = j.value("run_id", std::string());
   r.case_id = c.value("id", std::string());
   r.case_file = c.value("file", std::string());
   r.case_hash = c.value("hash", std::string());

@@ -3,7 +3,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -17,7 +19,7 @@ namespace syncprobe {
 namespace {
 
 [[noreturn]] void fail(const std::string& what, const std::string& path, int err) {
-  throw std::runtime_error(what + " " + path + ": " + errno_name(err));
+  throw std::runtime_error(what + " " + path + ": " + errno_name(err) + " (" + std::strerror(err) + ")");
 }
 
 void fsync_dir(const std::string& dir) {
@@ -53,27 +55,39 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw std::runtime_error("cannot create " + dir.string() + ": " + ec.message());
-  const std::string tmp = (dir / ("." + target.filename().string() + ".tmp")).string();
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // A name no other writer uses (two runs, or two threads, never share one);
+  // removed again whatever happens, so a failure leaves no partial file.
+  static std::atomic<uint64_t> serial{0};
+  const std::string tmp = (dir / ("." + target.filename().string() + "." + std::to_string(getpid()) + "." +
+                                  std::to_string(++serial) + ".tmp"))
+                              .string();
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) fail("cannot create", tmp, errno);
+  auto abandon = [&](const char* what, int err) {
+    ::close(fd);
+    ::unlink(tmp.c_str());
+    fail(what, tmp, err);
+  };
   size_t done = 0;
   while (done < content.size()) {
     const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
     if (n < 0) {
       if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      fail("write to", tmp, err);
+      abandon("write to", errno);
     }
     done += size_t(n);
   }
-  if (::fsync(fd) != 0) {
+  if (::fsync(fd) != 0) abandon("fsync of", errno);
+  if (::close(fd) != 0) {
     const int err = errno;
-    ::close(fd);
-    fail("fsync of", tmp, err);
+    ::unlink(tmp.c_str());
+    fail("close of", tmp, err);
   }
-  if (::close(fd) != 0) fail("close of", tmp, errno);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("rename onto", path, errno);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    const int err = errno;
+    ::unlink(tmp.c_str());
+    fail("rename onto", path, err);
+  }
   fsync_dir(dir.string());
 }
 

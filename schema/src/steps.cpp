@@ -11,10 +11,11 @@ using namespace std::string_view_literals;
 constexpr std::array kOpenFlags = {"create"sv, "truncate"sv, "direct"sv, "sync"sv,
                                    "dsync"sv,  "rdonly"sv,   "directory"sv, "nocreate"sv};
 constexpr std::array kSfrFlags = {"wait_before"sv, "write"sv, "wait_after"sv};
-constexpr std::array kRanges = {"data"sv, "metadata"sv, "device"sv};
+constexpr std::array kRanges = {"data"sv, "metadata"sv, "device"sv, "free"sv, "journal"sv};
 constexpr std::array kOps = {"write"sv, "read"sv, "flush"sv};
 constexpr std::array kModes = {"error"sv, "drop"sv, "hang"sv};
 constexpr std::array kWhenFull = {"error"sv, "queue"sv};
+constexpr std::array kShutdownFlush = {"sync"sv, "log"sv, "none"sv};
 constexpr std::array kRules = {"R1"sv, "R2"sv, "R3"sv, "R4"sv, "R5"sv, "R6"sv, "R7"sv};
 
 constexpr ArgSpec kFd{"fd", ArgType::name, true, "", "descriptor name, bound by open"};
@@ -29,13 +30,13 @@ constexpr std::array kFdArgs = {kFd};
 constexpr std::array kWriteArgs = {
     kFd,
     ArgSpec{"off", ArgType::size, false, "0", "file offset in bytes (4K, 1M suffixes allowed)"},
-    ArgSpec{"len", ArgType::size, false, "4K", "bytes to write"},
+    ArgSpec{"len", ArgType::size, false, "4K", "bytes to write", {}, kMaxStepBytes},
     ArgSpec{"tag", ArgType::tag, true, "", "data tag written (reads report it back)"},
 };
 constexpr std::array kReadArgs = {
     kFd,
     ArgSpec{"off", ArgType::size, false, "0", "file offset in bytes"},
-    ArgSpec{"len", ArgType::size, false, "4K", "bytes to read"},
+    ArgSpec{"len", ArgType::size, false, "4K", "bytes to read", {}, kMaxStepBytes},
 };
 constexpr std::array kSfrArgs = {
     kFd,
@@ -57,7 +58,8 @@ constexpr std::array kUnlinkArgs = {
 constexpr std::array kFaultArgs = {
     ArgSpec{"range", ArgType::choice, false, "device",
             "where: 'data' (a file's data blocks), 'metadata' (all but the case's file data), "
-            "'device'",
+            "'free' (space the filesystem has not allocated: what an append gets), 'journal' "
+            "(the journal or log only), 'device'",
             kRanges},
     ArgSpec{"file", ArgType::path, false, "f", "file whose data blocks fail, for range=data"},
     ArgSpec{"io", ArgType::choice, false, "write", "device operation that fails", kOps},
@@ -84,7 +86,7 @@ constexpr std::array kCacheArgs = {
 constexpr std::array kReadBackArgs = {
     ArgSpec{"file", ArgType::path, false, "f", "file to read from stable storage"},
     ArgSpec{"off", ArgType::size, false, "0", "file offset"},
-    ArgSpec{"len", ArgType::size, false, "4K", "bytes to read"},
+    ArgSpec{"len", ArgType::size, false, "4K", "bytes to read", {}, kMaxStepBytes},
 };
 
 constexpr std::array kPrograms = {"sqlite"sv, "qemu"sv};
@@ -104,6 +106,12 @@ constexpr std::array kAppArgs = {
     ArgSpec{"key", ArgType::string, false, "", "key for put/get (qemu: a 4 KiB block number)"},
     ArgSpec{"value", ArgType::string, false, "", "value for put (qemu: a byte, 1..255)"},
 };
+constexpr std::array kShutdownArgs = {
+    ArgSpec{"flush", ArgType::choice, false, "log",
+            "what is written first: 'sync' (the whole filesystem, GOING_FLAGS_DEFAULT), 'log' (the "
+            "journal only, LOGFLUSH), 'none' (nothing, NOLOGFLUSH)",
+            kShutdownFlush},
+};
 
 constexpr std::array<ArgSpec, 0> kNoArgs{};
 
@@ -122,7 +130,7 @@ constexpr std::array kSteps = {
              "write tagged data through a shared mapping, then msync(MS_SYNC)", kWriteArgs, true,
              "mmap"},
     StepSpec{StepKind::syncfs, "syncfs", "syncfs(2) the filesystem of a descriptor", kFdArgs, true,
-             ""},
+             "syncfs"},
     StepSpec{StepKind::sync, "sync", "sync(2)", kNoArgs, true, ""},
     StepSpec{StepKind::stat, "stat", "stat(2) a file (must not consume a writeback error)",
              kStatArgs, true, ""},
@@ -157,6 +165,14 @@ constexpr std::array kSteps = {
              "run one action of a real program (sqlite3, qemu-io) on the filesystem; "
              "its output, exit status and the value read back are the evidence",
              kAppArgs, false, ""},
+    StepSpec{StepKind::mmap_read, "mmap_read",
+             "read through a shared mapping and report which tag came back, which pages were "
+             "resident (mincore) and any signal (SIGBUS)",
+             kReadArgs, true, "mmap-read"},
+    StepSpec{StepKind::shutdown, "shutdown",
+             "shut the filesystem down with dirty data in the cache (XFS_IOC_GOINGDOWN, "
+             "EXT4_IOC_SHUTDOWN); every call fails until a remount",
+             kShutdownArgs, false, "shutdown"},
 };
 
 constexpr std::array kCommon = {
@@ -213,6 +229,18 @@ bool parse_size(std::string_view text, uint64_t& out) {
   if (v > UINT64_MAX / mult) return false;
   out = v * mult;
   return true;
+}
+
+uint64_t arg_max(const ArgSpec& a) {
+  if (a.max) return a.max;
+  return a.type == ArgType::integer ? kMaxCount : kMaxSize;
+}
+
+std::string size_text(uint64_t bytes) {
+  for (auto [shift, suffix] : {std::pair{40, "T"}, {30, "G"}, {20, "M"}, {10, "K"}})
+    if (bytes >= (uint64_t{1} << shift) && bytes % (uint64_t{1} << shift) == 0)
+      return std::to_string(bytes >> shift) + suffix;
+  return std::to_string(bytes) + " bytes";
 }
 
 std::string_view to_string(ArgType t) {

@@ -21,6 +21,8 @@ struct RunOptions {
   int step_timeout_ms = 10000;
   bool progress = true;               // progress line on a terminal
   bool verbose = false;
+  bool resume = false;                // finish the run in out_dir (same run id), running what is missing
+  bool overwrite = false;             // replace the run in out_dir
   std::vector<std::string> command_line;  // argv, recorded in run.json
 };
 int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err);

@@ -15,6 +15,11 @@ struct Plan {
   std::vector<const Case*> cases;
   std::vector<Target*> targets;
   int jobs = 1;  // threads for modelled targets
+  // Cases a target already has a result for (a resumed run): not run again.
+  std::function<bool(const Target&, const Case&)> done;
+  // True once the run must stop (its results cannot be written): checked
+  // before each case, like interrupted().
+  std::function<bool()> stop;
 };
 
 // Receives each result once. Calls are serialised by the executor.

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "syncprobe/case.h"
+#include "syncprobe/ledger.h"
 #include "syncprobe/observation.h"
 
 namespace syncprobe {
@@ -27,7 +28,12 @@ struct Availability {
 struct RunContext {
   std::string run_id;               // e.g. "20261124-140102-ab12"
   std::string run_dir;              // results directory of this run
-  std::string scratch_dir;          // where targets may create images, mounts, sockets
+  // The run's private directory (mode 0700, checked): targets create their
+  // images, mounts and logs below it, and record in `ledger` what they
+  // acquire on the machine before acquiring it. Empty when the run has only
+  // modelled targets.
+  std::string scratch_dir;
+  Ledger* ledger = nullptr;
   std::chrono::milliseconds step_timeout{10000};
   bool verbose = false;
 };
@@ -40,6 +46,9 @@ class Target {
   virtual bool measured() const = 0;
   virtual Availability availability() const = 0;
   virtual std::set<std::string> capabilities() const = 0;
+  // Why the target lacks `capability` ("OpenBSD has no syncfs(2)"), for the
+  // reason a skipped case gives; "" when there is nothing more to say.
+  virtual std::string lack_reason(const std::string& /*capability*/) const { return ""; }
   virtual nlohmann::json environment() const = 0;
 
   // Runs one case from a fresh state. Failures of the case (a hang, a missing
@@ -69,7 +78,8 @@ struct TargetKind {
   // nullptr for a spec the kind does not know; `error` then says why and how to fix it.
   std::function<std::unique_ptr<Target>(const std::string& spec, std::string& error)> make;
   std::function<std::vector<std::string>()> names;  // every full name this kind offers
-  // Removes what a killed run of this kind left under `scratch_root`; may be empty.
+  // Removes what a killed run of this kind left under `scratch_root` beyond
+  // what the runs' markers list (which the runner releases itself); may be empty.
   std::function<void(const std::string& scratch_root, std::ostream& log)> cleanup_stale;
 };
 

@@ -1,5 +1,8 @@
 #pragma once
 // Small Linux facilities shared by the host target and the guest runner.
+#include <sys/types.h>
+
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -10,12 +13,6 @@
 
 namespace syncprobe {
 
-// The device byte ranges holding `path`'s data (FIEMAP, without syncing:
-// asking the filesystem to flush would change what the case measures).
-// Extents not yet allocated (delayed allocation) are left out. False and
-// `why` set when the file cannot be mapped.
-bool fiemap_extents(const std::string& path, std::vector<ByteRange>& out, std::string& why);
-
 // echo 3 > /proc/sys/vm/drop_caches: clean pages and unused inodes (an
 // evicted inode forgets its writeback errors, which cases look at).
 SysResult drop_caches_all();
@@ -25,7 +22,15 @@ std::vector<std::string> mounts_under(const std::string& dir);
 
 // Removes `dir` and everything in it, unless something is still mounted
 // below it (removing then would delete files of that filesystem): false then.
+// Symbolic links are removed, never followed.
 bool remove_tree_if_unmounted(const std::string& dir);
+
+// The start time of process `pid` (/proc/<pid>/stat field 22, clock ticks
+// since boot), 0 when there is no such process (or only its zombie). With the pid it names one
+// process for good: a reused pid has another start time.
+uint64_t process_start_time(pid_t pid);
+// True while `pid` runs and started at `start`.
+bool process_is(pid_t pid, uint64_t start);
 
 // uname -r
 std::string kernel_release();
@@ -46,5 +51,10 @@ class KernelLog {
  private:
   int fd_ = -1;
 };
+
+// The device byte ranges of the data of the file at `path` (absolute), from
+// FIEMAP read to the last extent; delayed-allocation extents are left out.
+// False and `why` when it cannot be mapped. (Defined in filesystem.cpp.)
+bool fiemap_extents(const std::string& path, std::vector<ByteRange>& out, std::string& why);
 
 }  // namespace syncprobe

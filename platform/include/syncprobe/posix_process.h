@@ -4,19 +4,27 @@
 // process of a case must) and so that a call stuck in the kernel cannot
 // stall the runner: a call that does not answer within the timeout is
 // reported as hung, and the worker is killed once the storage is released.
+// A worker that dies makes its calls throw (the case is then an error); the
+// runner never gets SIGPIPE from it, and a runner that dies takes its
+// workers with it (PR_SET_PDEATHSIG).
 //
 // REQUIRES: the caller is single-threaded when it creates the worker (fork).
 #include <chrono>
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 #include "syncprobe/storage.h"
 
 namespace syncprobe {
 
+// "SIGKILL" for 9.
+std::string signal_name(int sig);
+
 class PosixProcess final : public Process {
  public:
-  // Forks a worker whose working directory is `root` (paths are relative to it).
+  // Forks a worker for paths relative to `root`. It works in root's parent, so
+  // that an idle worker never keeps a mount at `root` busy.
   PosixProcess(const std::string& root, std::chrono::milliseconds timeout);
   ~PosixProcess() override;  // kills the worker
   PosixProcess(const PosixProcess&) = delete;
@@ -31,6 +39,7 @@ class PosixProcess final : public Process {
   SysResult sync_file_range(int fd, uint64_t offset, uint64_t length,
                             const SyncFileRangeFlags& flags) override;
   SysResult msync_write(int fd, std::span<const std::byte> data, uint64_t offset) override;
+  MappedRead mmap_read(int fd, std::span<std::byte> out, uint64_t offset) override;
   SysResult syncfs(int fd) override;
   SysResult sync() override;
   SysResult stat(const std::string& path) override;
@@ -47,7 +56,10 @@ class PosixProcess final : public Process {
 
  private:
   struct Request;
-  SysResult call(const Request& req, std::span<std::byte> out = {});
+  // `raw`, when given, receives the reply's whole data (for mmap_read).
+  SysResult call(const Request& req, std::span<std::byte> out = {},
+                 std::vector<std::byte>* raw = nullptr);
+  std::string death();  // what became of a worker whose socket failed (reaps it)
 
   pid_t pid_ = -1;
   int sock_ = -1;

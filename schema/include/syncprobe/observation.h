@@ -35,6 +35,7 @@ std::string_view to_string(CaseStatus s);
 std::optional<CaseStatus> case_status_from_string(std::string_view s);
 
 struct CaseResult {
+  std::string run_id;              // the run that produced it (a results directory holds one run)
   std::string case_id;
   std::string case_file;
   std::string case_hash;

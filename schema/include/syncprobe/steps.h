@@ -1,6 +1,7 @@
 #pragma once
 // The one table of step kinds and their arguments. It drives the case parser,
 // its error messages, case (de)serialisation and `syncprobe list steps`.
+#include <cstddef>
 #include <cstdint>
 #include <span>
 #include <string>
@@ -12,7 +13,7 @@ namespace syncprobe {
 enum class StepKind {
   open, close, pwrite, pread, fsync, fdatasync, sync_file_range, msync, syncfs, sync, stat,
   rename, unlink, drop_caches, writeback, fault, heal, thin_limit, grow, memory_limit, cache_limit,
-  remount, power_cut, read_back, app,
+  remount, power_cut, read_back, mmap_read, shutdown, app,
 };
 
 enum class ArgType {
@@ -33,7 +34,21 @@ struct ArgSpec {
   std::string_view default_value;  // "" when none (the argument is then absent)
   std::string_view help;
   std::span<const std::string_view> choices = {};
+  uint64_t max = 0;  // sizes and integers: the largest value accepted; 0: arg_max()'s default
 };
+
+// Bounds checked at parse time (a case is a small script, not a load test):
+// data one step moves, any other size or offset, counts.
+constexpr uint64_t kMaxStepBytes = 64ull << 20;
+constexpr uint64_t kMaxSize = 1ull << 40;
+constexpr uint64_t kMaxCount = 1000000;
+constexpr size_t kMaxSteps = 10000;        // steps in one case
+constexpr size_t kMaxProcesses = 16;       // distinct `proc` names in one case
+constexpr size_t kMaxCaseFileBytes = 1 << 20;
+// The largest value `a` accepts.
+uint64_t arg_max(const ArgSpec& a);
+// "64M", "1T", "4097 bytes": a size as a case would write it.
+std::string size_text(uint64_t bytes);
 
 struct StepSpec {
   StepKind kind;

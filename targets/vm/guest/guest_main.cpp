@@ -4,6 +4,7 @@
 // writes one JSON line per result to /dev/vdc, flushed as it goes so that a
 // guest killed by the host's watchdog still leaves what it finished.
 #include <fcntl.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -15,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "syncprobe/dm_capabilities.h"
-#include "syncprobe/dm_storage.h"
+#include "syncprobe/dm_injector.h"
 #include "syncprobe/case.h"
 #include "syncprobe/interpreter.h"
 #include "syncprobe/linux_fs.h"
@@ -65,6 +66,7 @@ class Output {
 }  // namespace
 
 int main(int argc, char** argv) {
+  signal(SIGPIPE, SIG_IGN);  // a dead worker is an error of its case, not the end of the runner
   const char* in = argc > 1 ? argv[1] : "/dev/vdb";
   const char* out_dev = argc > 2 ? argv[2] : "/dev/vdc";
   Output out(out_dev);
@@ -82,7 +84,7 @@ int main(int argc, char** argv) {
   const auto caps = dm_capabilities();
   for (const auto& jt : input.at("targets")) {
     const std::string name = jt.at("name");
-    DmFs gfs{jt.at("fs"), jt.value("options", "")};
+    const FilesystemSpec gfs = jt.at("spec").get<FilesystemSpec>();
     for (const Case& c : cases) {
       CaseResult r;
       r.case_id = c.id;
@@ -103,9 +105,12 @@ int main(int argc, char** argv) {
       } else {
         KernelLog klog;
         try {
-          auto storage = make_dm_storage(gfs, DmLayout{}, need.count("thin-pool") > 0, timeout_ms);
+          NullLedger ledger;  // the guest is thrown away after the boot
+          auto storage = make_dm_storage(gfs, DmLayout{}, need.count("thin-pool") > 0,
+                                         std::chrono::milliseconds(timeout_ms), ledger);
           r.environment = storage->environment();
           interpret(c, *storage, r);
+          storage.reset();
         } catch (const std::exception& e) {
           r.status = CaseStatus::error;
           r.reason = e.what();

@@ -182,10 +182,13 @@ int fetch_kernel(const std::string& series, std::ostream& out, std::ostream& err
   const std::string dl = k.dir + "/download";
   fs::remove_all(k.dir);
   fs::create_directories(dl);
-  std::string cmd = "cd '" + dl + "' && apt-get";
-  for (const auto& o : opts) cmd += " '" + o + "'";
-  cmd += " download " + pkg;
-  CommandResult d = run_program({"sh", "-c", cmd}, 900s);
+  std::vector<std::string> get = {"apt-get"};
+  get.insert(get.end(), opts.begin(), opts.end());
+  get.insert(get.end(), {"download", pkg});
+  CommandOptions in_dl;
+  in_dl.cwd = dl;
+  in_dl.timeout = 900s;
+  CommandResult d = run_program(get, in_dl);
   if (!d.ok()) {
     err << "syncprobe vm fetch: " << d.describe({"apt-get", "download", pkg}) << "\n";
     return 1;
@@ -344,13 +347,18 @@ std::string initramfs(const Kernel& k, std::string& error) {
     std::string dst = mdir + "/" + rel;
     fs::create_directories(fs::path(dst).parent_path());
     const std::string src = k.modules() + "/" + rel;
+    // No shell: paths (the cache may be anywhere) are arguments, never code.
+    CommandOptions to_dst;
+    to_dst.timeout = 60s;
     if (rel.size() > 3 && rel.substr(rel.size() - 3) == ".xz") {
       dst.resize(dst.size() - 3);
-      CommandResult r = run_program({"sh", "-c", "xz -dc '" + src + "' > '" + dst + "'"}, 60s);
+      to_dst.stdout_file = dst;
+      CommandResult r = run_program({"xz", "-dc", src}, to_dst);
       if (!r.ok()) { error = r.describe({"xz", "-dc", src}); return ""; }
     } else if (rel.size() > 4 && rel.substr(rel.size() - 4) == ".zst") {
       dst.resize(dst.size() - 4);
-      CommandResult r = run_program({"sh", "-c", "zstd -qdc '" + src + "' > '" + dst + "'"}, 60s);
+      to_dst.stdout_file = dst;
+      CommandResult r = run_program({"zstd", "-qdc", src}, to_dst);
       if (!r.ok()) { error = r.describe({"zstd", "-dc", src}); return ""; }
     } else {
       fs::copy_file(src, dst, fs::copy_options::overwrite_existing);
@@ -367,10 +375,30 @@ std::string initramfs(const Kernel& k, std::string& error) {
     std::ofstream load(stage + "/etc/modules.load");
     for (const auto& m : kModules) load << m << "\n";
   }
-  const std::string tmp = out + ".tmp";
-  CommandResult c = run_program(
-      {"sh", "-c", "cd '" + stage + "' && find . | cpio -o -H newc --quiet | gzip -1 > '" + tmp + "'"},
-      300s);
+  // The archive: the stage's file list (as find . would give it) fed to
+  // cpio in the stage, then gzip; no shell, so no path is ever code.
+  const std::string tmp = out + ".tmp", list = out + ".list", cpio = out + ".cpio";
+  {
+    std::ofstream names(list, std::ios::trunc);
+    names << ".\n";
+    for (auto it = fs::recursive_directory_iterator(stage); it != fs::recursive_directory_iterator(); ++it)
+      names << "./" << it->path().lexically_relative(stage).string() << "\n";  // links stay links
+  }
+  CommandOptions pack;
+  pack.cwd = stage;
+  pack.stdin_file = list;
+  pack.stdout_file = cpio;
+  pack.timeout = 300s;
+  CommandResult c = run_program({"cpio", "-o", "-H", "newc", "--quiet"}, pack);
+  if (c.ok()) {
+    CommandOptions zip;
+    zip.stdin_file = cpio;
+    zip.stdout_file = tmp;
+    zip.timeout = 300s;
+    c = run_program({"gzip", "-1", "-c"}, zip);
+  }
+  fs::remove(list);
+  fs::remove(cpio);
   if (!c.ok()) {
     error = c.describe({"cpio"});
     return "";
@@ -382,7 +410,6 @@ std::string initramfs(const Kernel& k, std::string& error) {
 
 // ---- the target ---------------------------------------------------------------------
 
-bool pid_alive(pid_t pid) { return pid > 0 && (kill(pid, 0) == 0 || errno == EPERM); }
 
 class VmTarget final : public Target {
  public:
@@ -465,8 +492,8 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(
 
   const std::string dir = ctx.scratch_dir + "/vm-" + series_;
   fs::create_directories(dir);
-  if (!fs::exists(ctx.scratch_dir + "/owner.pid"))
-    std::ofstream(ctx.scratch_dir + "/owner.pid") << getpid() << "\n";
+  NullLedger no_ledger;
+  Ledger& ledger = ctx.ledger ? *ctx.ledger : no_ledger;
   const std::string scratch = dir + "/scratch.img", input = dir + "/input.img",
                     output = dir + "/output.img", console = dir + "/console.log";
   {
@@ -478,8 +505,11 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(
     for (const Case* c : cases) in["cases"].push_back(*c);
     for (Target* t : targets) {
       auto* vt = static_cast<VmTarget*>(t);
-      in["targets"].push_back(
-          {{"name", vt->name()}, {"fs", vt->filesystem().fs}, {"options", vt->filesystem().options}});
+      // The whole entry of data/filesystems.toml: the guest reads no TOML.
+      in["targets"].push_back({{"name", vt->name()},
+                               {"fs", vt->filesystem().fs},
+                               {"options", vt->filesystem().options},
+                               {"spec", vt->filesystem()}});
     }
     std::string text = in.dump();
     text.push_back('\0');
@@ -524,9 +554,16 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(
         "-drive", "file=" + output + ",if=virtio,format=raw,cache=writethrough",
         "-nic", "none"};
     if (kvm) argv.insert(argv.end(), {"-cpu", "host"});
+    int go[2];
+    if (pipe2(go, O_CLOEXEC) != 0) {
+      ended = std::string("pipe: ") + std::strerror(errno);
+      return;
+    }
     pid_t pid = fork();
     if (pid == 0) {
       setpgid(0, 0);  // Ctrl-C reaches the runner, which ends QEMU itself
+      char c;
+      if (::read(go[0], &c, 1) != 1) _exit(0);  // the runner died before recording QEMU
       int devnull = ::open("/dev/null", O_RDWR);
       dup2(devnull, 0);
       dup2(devnull, 1);
@@ -538,6 +575,21 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(
       execv(args[0], args.data());
       _exit(127);
     }
+    ::close(go[0]);
+    // Recorded in the run's marker before it runs: a killed runner's QEMU
+    // is ended by the next run, and no other process ever is.
+    const Resource qemu{Resource::Kind::process, "qemu-system-x86_64", pid, process_start_time(pid)};
+    try {
+      ledger.acquire(qemu);
+    } catch (const std::exception& e) {
+      ::close(go[1]);
+      waitpid(pid, nullptr, 0);
+      ended = e.what();
+      return;
+    }
+    const bool went = ::write(go[1], "g", 1) == 1;
+    ::close(go[1]);
+    (void)went;  // a QEMU that could not be told to start exits at once
     // Watchdog: no new result for this long ends the guest.
     const auto quiet_limit = std::chrono::seconds(std::max<int64_t>(
         300, 6 * std::chrono::duration_cast<std::chrono::seconds>(ctx.step_timeout).count()));
@@ -571,6 +623,7 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(
       kill(pid, SIGKILL);
       waitpid(pid, nullptr, 0);
     }
+    ledger.release(qemu);
   };
   boot();
   if (kvm && read_lines().empty() && ended.empty()) {
@@ -650,27 +703,6 @@ std::vector<std::string> vm_target_names() {
   return names;
 }
 
-void vm_cleanup_stale(const std::string& scratch_root, std::ostream& log) {
-  std::error_code ec;
-  for (const auto& p : fs::directory_iterator("/proc", ec)) {
-    const std::string spid = p.path().filename().string();
-    if (spid.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::string cmdline = read_text(p.path().string() + "/cmdline");
-    std::replace(cmdline.begin(), cmdline.end(), '\0', ' ');
-    if (cmdline.find("qemu-system") == std::string::npos) continue;
-    const auto at = cmdline.find(scratch_root + "/");
-    if (at == std::string::npos) continue;
-    // The run directory is the path component after the root.
-    const std::string rest = cmdline.substr(at + scratch_root.size() + 1);
-    const std::string run = rest.substr(0, rest.find('/'));
-    const std::string owner = trim(read_text(scratch_root + "/" + run + "/owner.pid"));
-    const pid_t opid = owner.empty() ? 0 : pid_t(std::atol(owner.c_str()));
-    if (opid == getpid() || pid_alive(opid)) continue;
-    kill(pid_t(std::atol(spid.c_str())), SIGKILL);
-    log << "syncprobe: killed a stale QEMU (pid " << spid << ") of run " << run << "\n";
-  }
-}
-
 std::vector<std::string> vm_kernel_series() { return kSeries; }
 
 int vm_fetch(const std::string& series, std::ostream& out, std::ostream& err) {
@@ -709,7 +741,9 @@ void vm_status(const std::vector<std::string>& series, std::ostream& out) {
 namespace syncprobe {
 
 TargetKind vm_target_kind() {
-  return {"vm", "vm:<kernel>:<fs>", make_vm_target, vm_target_names, vm_cleanup_stale};
+  // QEMU processes of killed runs are listed in the runs' markers and ended
+  // by the runner (platform/scratch.h), never found by their command line.
+  return {"vm", "vm:<kernel>:<fs>", make_vm_target, vm_target_names, nullptr};
 }
 
 }  // namespace syncprobe

@@ -13,7 +13,6 @@ namespace syncprobe {
 // spec is what follows "vm:", e.g. "6.1:xfs". nullptr and `error` set when unknown.
 std::unique_ptr<Target> make_vm_target(const std::string& spec, std::string& error);
 std::vector<std::string> vm_target_names();
-void vm_cleanup_stale(const std::string& scratch_root, std::ostream& log);
 
 // The kernel series this build knows ("6.1", "6.12").
 std::vector<std::string> vm_kernel_series();

@@ -48,6 +48,7 @@ constexpr uint64_t kBlock = 4096;
 
 struct Options {
   std::string image, mountpoint, control;
+  int control_fd = -1;  // an inherited connected socket (the runner's socketpair)
   uint64_t size = 0;
   int step_timeout_ms = 30000;
 };
@@ -73,7 +74,7 @@ void log(const char* fmt, ...) {
 class Device {
  public:
   explicit Device(const Options& o) : opts_(o) {
-    fd_ = ::open(o.image.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    fd_ = ::open(o.image.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
     if (fd_ < 0) throw std::runtime_error("cannot open " + o.image + ": " + std::strerror(errno));
     struct stat st {};
     fstat(fd_, &st);
@@ -102,6 +103,7 @@ class Device {
   int write(const char* buf, uint64_t len, uint64_t off) {
     std::unique_lock lk(mu_);
     ++writes_;
+    if (powered_off_) return -EIO;
     if (int r = apply_faults(lk, FaultOp::write, off, len); r != 0) return r > 0 ? int(len) : r;
     // Thin pool: new blocks need room.
     const uint64_t first = off / kBlock, last = (off + len - 1) / kBlock;
@@ -110,12 +112,12 @@ class Device {
       for (uint64_t b = first; b <= last && b < allocated_.size(); ++b) fresh += !allocated_[b];
       if (!capacity_ || allocated_count_ + fresh <= *capacity_) break;
       ++hits_;
-      if (!queue_when_full_) {
+      if (!queue_when_full_ || released_) {
         log("thin pool full: write [%lu, +%lu) fails with ENOSPC", off, len);
         return -ENOSPC;
       }
       log("thin pool full: write [%lu, +%lu) queued until grow", off, len);
-      if (!wait_released(lk)) return -EIO;
+      if (!wait_released(lk) || powered_off_) return -EIO;
     }
     for (uint64_t b = first; b <= last && b < allocated_.size(); ++b)
       if (!allocated_[b]) {
@@ -144,6 +146,7 @@ class Device {
   int read(char* buf, uint64_t len, uint64_t off) {
     std::unique_lock lk(mu_);
     ++reads_;
+    if (powered_off_) return -EIO;
     if (off >= size_) return 0;
     len = std::min(len, size_ - off);
     if (int r = apply_faults(lk, FaultOp::read, off, len); r != 0) {
@@ -167,6 +170,7 @@ class Device {
   int flush() {
     std::unique_lock lk(mu_);
     ++flushes_;
+    if (powered_off_) return -EIO;
     if (int r = apply_faults(lk, FaultOp::flush, 0, 0); r != 0) return r > 0 ? 0 : r;
     for (auto& [b, blk] : cache_)
       if (::pwrite(fd_, blk.data(), kBlock, off_t(b * kBlock)) < 0) return -errno;
@@ -225,10 +229,24 @@ class Device {
       return {{"ok", true}};
     }
     if (cmd == "power_cut") {
+      // Everything held or to come fails until power_on; nothing hangs.
       const size_t lost = cache_.size();
       cache_.clear();
-      log("power cut: %zu unflushed blocks lost", lost);
+      powered_off_ = true;
+      ++release_;
+      cv_.notify_all();
+      log("power cut: %zu unflushed blocks lost; every request fails until power_on", lost);
       return {{"ok", true}, {"lost_blocks", lost}};
+    }
+    if (cmd == "power_on") {
+      powered_off_ = false;
+      rules_.clear();
+      log("power on");
+      return {{"ok", true}};
+    }
+    if (cmd == "release") {
+      release_locked("the runner");
+      return {{"ok", true}};
     }
     if (cmd == "stats")
       return {{"ok", true},   {"hits", hits_},       {"reads", reads_},
@@ -246,7 +264,22 @@ class Device {
     return quit_;
   }
 
+  // From now on nothing is held: held requests and later hangs fail with
+  // EIO, a full thin pool fails with ENOSPC. For a teardown, and when the
+  // control connection is gone (nobody could heal any more).
+  void release_everything(const char* who) {
+    std::lock_guard lk(mu_);
+    release_locked(who);
+  }
+
  private:
+  void release_locked(const char* who) {
+    released_ = true;
+    ++release_;
+    cv_.notify_all();
+    log("released by %s: nothing is held from now on", who);
+  }
+
   // 0: no fault; 1: acknowledged without effect (drop); -errno: fail.
   int apply_faults(std::unique_lock<std::mutex>& lk, FaultOp op, uint64_t off, uint64_t len) {
     for (auto it = rules_.begin(); it != rules_.end(); ++it) {
@@ -263,8 +296,15 @@ class Device {
           log("%s [%lu, +%lu) dropped", what, off, len);
           return 1;
         case FaultMode::hang:
+          if (released_) {
+            log("%s [%lu, +%lu) would hang; fails with EIO (released)", what, off, len);
+            return -EIO;
+          }
           log("%s [%lu, +%lu) hangs until heal", what, off, len);
-          if (!wait_released(lk)) return -EIO;
+          if (!wait_released(lk) || released_ || powered_off_) {
+            log("%s [%lu, +%lu) fails with EIO (no longer held)", what, off, len);
+            return -EIO;
+          }
           log("%s [%lu, +%lu) released", what, off, len);
           return 0;
       }
@@ -296,6 +336,8 @@ class Device {
   std::map<uint64_t, std::vector<char>> cache_;
   uint64_t hits_ = 0, reads_ = 0, writes_ = 0, flushes_ = 0;
   bool quit_ = false;
+  bool powered_off_ = false;
+  bool released_ = false;
 };
 
 Device* g_dev = nullptr;
@@ -353,7 +395,54 @@ socklen_t unix_address(const std::string& path, sockaddr_un& addr) {
   return socklen_t(offsetof(sockaddr_un, sun_path) + n);
 }
 
+// Control threads leave SIGTERM, SIGINT and SIGHUP to libfuse's threads: a
+// signal taken by a thread blocked in accept() would set libfuse's exit flag
+// without waking any of the threads that act on it.
+void block_exit_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+}
+
+// One control connection: a JSON request per line, a JSON reply per line.
+void serve_connection(int c, fuse* f) {
+  block_exit_signals();
+  std::string line;
+  char ch;
+  while (::read(c, &ch, 1) == 1) {
+    if (ch != '\n') {
+      if (line.size() < (1u << 20)) line += ch;
+      continue;
+    }
+    nlohmann::json reply;
+    try {
+      reply = g_dev->control(nlohmann::json::parse(line));
+    } catch (const std::exception& e) {
+      reply = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
+    }
+    const std::string out = reply.dump() + "\n";
+    if (::send(c, out.data(), out.size(), MSG_NOSIGNAL) < 0) break;
+    line.clear();
+    if (g_dev->quit_requested()) fuse_exit(f);
+  }
+  ::close(c);
+}
+
+// The runner's end of a socketpair: nothing to connect to, nothing to squat.
+// When it closes (the runner stopped or died) nobody can heal any more, so
+// nothing may be held from then on.
+void control_fd_loop(int fd, fuse* f) {
+  serve_connection(fd, f);
+  g_dev->release_everything("the end of the control connection");
+}
+
+// A named socket, for running the daemon by hand: only the daemon's own
+// user may connect (SO_PEERCRED); anyone else is refused.
 void control_loop(const std::string& path, fuse* f) {
+  block_exit_signals();
   int srv = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un addr;
   const socklen_t len = unix_address(path, addr);
@@ -369,35 +458,24 @@ void control_loop(const std::string& path, fuse* f) {
   for (;;) {
     int c = accept4(srv, nullptr, nullptr, SOCK_CLOEXEC);
     if (c < 0) continue;
-    std::thread([c, f] {
-      std::string line;
-      char ch;
-      while (::read(c, &ch, 1) == 1) {
-        if (ch != '\n') {
-          line += ch;
-          continue;
-        }
-        nlohmann::json reply;
-        try {
-          reply = g_dev->control(nlohmann::json::parse(line));
-        } catch (const std::exception& e) {
-          reply = {{"ok", false}, {"error", std::string("bad request: ") + e.what()}};
-        }
-        const std::string out = reply.dump() + "\n";
-        if (::write(c, out.data(), out.size()) < 0) break;
-        line.clear();
-        if (g_dev->quit_requested()) fuse_exit(f);
-      }
+    ucred cred{};
+    socklen_t clen = sizeof cred;
+    if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &clen) != 0 || cred.uid != geteuid()) {
+      log("refused a control connection from uid %u (pid %d)", unsigned(cred.uid), int(cred.pid));
       ::close(c);
-    }).detach();
+      continue;
+    }
+    std::thread(serve_connection, c, f).detach();
   }
 }
 
 int usage() {
   std::fprintf(stderr,
-               "usage: syncprobe-blockdev --image PATH --size BYTES --mountpoint DIR --control SOCKET\n"
-               "                          [--step-timeout-ms N]\n"
-               "Serves PATH as DIR/dev through FUSE with faults set over SOCKET (docs/blockdev.md).\n");
+               "usage: syncprobe-blockdev --image PATH --size BYTES --mountpoint DIR\n"
+               "                          (--control SOCKET | --control-fd FD) [--step-timeout-ms N]\n"
+               "Serves PATH as DIR/dev through FUSE with faults set over SOCKET (a path, or\n"
+               "@name in the abstract namespace; only this user may connect) or over the\n"
+               "inherited connected socket FD (docs/blockdev.md).\n");
   return 2;
 }
 
@@ -412,11 +490,13 @@ int main(int argc, char** argv) {
     else if (a == "--size") o.size = std::strtoull(next().c_str(), nullptr, 10);
     else if (a == "--mountpoint") o.mountpoint = next();
     else if (a == "--control") o.control = next();
+    else if (a == "--control-fd") o.control_fd = std::atoi(next().c_str());
     else if (a == "--step-timeout-ms") o.step_timeout_ms = std::atoi(next().c_str());
     else if (a == "--help" || a == "-h") return usage(), 0;
     else return usage();
   }
-  if (o.image.empty() || o.mountpoint.empty() || o.control.empty() || o.size == 0) return usage();
+  if (o.image.empty() || o.mountpoint.empty() || o.size == 0 || (o.control.empty() == (o.control_fd < 0)))
+    return usage();
   try {
     static Device dev(o);
     g_dev = &dev;
@@ -444,7 +524,19 @@ int main(int argc, char** argv) {
     return 1;
   }
   fuse_set_signal_handlers(fuse_get_session(f));
-  std::thread(control_loop, o.control, f).detach();
+  sigset_t exit_signals, before;
+  sigemptyset(&exit_signals);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&exit_signals, sig);
+  pthread_sigmask(SIG_BLOCK, &exit_signals, &before);  // the control thread starts with them blocked
+  if (o.control_fd >= 0) {
+    fcntl(o.control_fd, F_SETFD, FD_CLOEXEC);
+    std::printf("ready\n");
+    std::fflush(stdout);
+    std::thread(control_fd_loop, o.control_fd, f).detach();
+  } else {
+    std::thread(control_loop, o.control, f).detach();
+  }
+  pthread_sigmask(SIG_SETMASK, &before, nullptr);
   log("serving %s (%lu bytes) at %s/dev", o.image.c_str(), o.size, o.mountpoint.c_str());
   const int rc = fuse_loop_mt(f, 0);
   fuse_remove_signal_handlers(fuse_get_session(f));

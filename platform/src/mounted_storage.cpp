@@ -1,0 +1,207 @@
+#include "syncprobe/mounted_storage.h"
+
+#include <cerrno>
+
+#include "syncprobe/command.h"
+#include "syncprobe/errno_names.h"
+#include "syncprobe/forwarding_process.h"
+#include "syncprobe/linux_fs.h"
+
+namespace syncprobe {
+
+using namespace std::chrono_literals;
+
+// A case process: the forked worker, seen by every injector after each call,
+// behind the process-level injectors.
+struct MountedStorage::Worker {
+  class Notify final : public ForwardingProcess {
+   public:
+    Notify(Process& p, StorageParts& parts) : ForwardingProcess(p), parts_(parts) {}
+
+   protected:
+    SysResult seen(SysResult r) override {
+      parts_.device_injector->after_call(r);
+      for (auto& i : parts_.process_injectors) i->after_call(r);
+      return r;
+    }
+
+   private:
+    StorageParts& parts_;
+  };
+
+  Worker(const std::string& root, std::chrono::milliseconds timeout, StorageParts& parts)
+      : posix(root, timeout), notify(posix, parts) {
+    front = &notify;
+    for (auto& i : parts.process_injectors) front = &i->wrap(*front);
+  }
+  PosixProcess posix;
+  Notify notify;
+  Process* front = nullptr;
+};
+
+MountedStorage::MountedStorage(StorageParts parts, nlohmann::json environment,
+                               std::chrono::milliseconds step_timeout)
+    : parts_(std::move(parts)), environment_(std::move(environment)), timeout_(step_timeout) {}
+
+MountedStorage::~MountedStorage() {
+  try {
+    teardown();
+  } catch (const std::exception&) {
+    // Destructors must not throw; what is left is listed in the run's marker.
+  }
+}
+
+bool MountedStorage::kill_workers() {
+  bool clean = true;
+  for (auto& [name, w] : workers_) {
+    if (w->posix.kill_worker(500ms)) continue;
+    // Stuck in the kernel on a held request: let the device go, then fail everything.
+    clean = false;
+    SysResult h = parts_.device_injector->heal();
+    if (!h.ok() || !w->posix.kill_worker(timeout_)) {
+      parts_.device_injector->release_everything();
+      if (!w->posix.kill_worker(timeout_ * 3))
+        note_ += (note_.empty() ? "" : "; ") + std::string("worker of process '") + name +
+                 "' stayed in the kernel";
+    }
+  }
+  workers_.clear();
+  return clean;
+}
+
+bool MountedStorage::teardown() {
+  if (torn_down_) return note_.empty();
+  torn_down_ = true;
+  kill_workers();
+  if (parts_.fs && parts_.fs->mounted()) {
+    SysResult u = parts_.fs->unmount();
+    if (!u.ok()) {
+      // Hung or busy on a device that holds requests: release it and try again.
+      parts_.device_injector->release_everything();
+      reap_stuck_programs(timeout_);
+      u = parts_.fs->unmount();
+      if (!u.ok() && !parts_.fs->detach())
+        note_ += (note_.empty() ? "" : "; ") + std::string("the mount at ") + parts_.fs->mountpoint() +
+                 " would not go";
+    }
+  }
+  parts_.fs.reset();
+  if (parts_.loop) parts_.loop.reset();
+  for (auto& i : parts_.process_injectors) i.reset();
+  parts_.process_injectors.clear();
+  parts_.device_injector.reset();
+  reap_stuck_programs(timeout_);
+  return note_.empty();
+}
+
+std::string MountedStorage::layer() const { return parts_.device_injector->layer(); }
+
+nlohmann::json MountedStorage::environment() const {
+  nlohmann::json env = environment_;
+  if (parts_.device_injector) {
+    const nlohmann::json facts = parts_.device_injector->environment();
+    for (auto& [k, v] : facts.items()) env[k] = v;
+  }
+  if (parts_.loop) env["loop_direct_io"] = parts_.loop->direct_io();
+  return env;
+}
+
+Process& MountedStorage::process(const std::string& name) {
+  auto& w = workers_[name];
+  if (!w) w = std::make_unique<Worker>(parts_.fs->mountpoint(), timeout_, parts_);
+  return *w->front;
+}
+
+SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail) {
+  FaultRule rule = req.rule;
+  rule.ranges.clear();
+  rule.invert = false;
+  if (rule.err == 0) rule.err = EIO;
+  if (req.where != FaultRequest::Where::device) {
+    std::vector<ByteRange> extents;
+    std::string why;
+    const bool found = parts_.fs->data_ranges(req.file, extents, why);
+    detail["extents_from"] = "FIEMAP";
+    if (!found && req.where == FaultRequest::Where::data) {
+      detail["error"] = why;
+      return SysResult::failure(ENOENT);
+    }
+    if (parts_.fs->spec().copy_on_write && req.where == FaultRequest::Where::data) {
+      // FIEMAP gives btrfs logical addresses, and copy-on-write puts new
+      // data elsewhere: a data fault there would miss. Fail the device.
+      detail["widened"] = parts_.fs->spec().fs +
+                          ": copy-on-write data has no fixed device range; whole device";
+    } else {
+      rule.ranges = extents;
+      rule.invert = req.where == FaultRequest::Where::metadata;
+    }
+  }
+  auto ranges = nlohmann::json::array();
+  for (const auto& r : rule.ranges) ranges.push_back({r.offset, r.length});
+  detail["ranges"] = ranges;
+  detail["invert"] = rule.invert;
+  detail["io"] = std::string(to_string(rule.op));
+  detail["mode"] = std::string(to_string(rule.mode));
+  if (rule.mode == FaultMode::error) {
+    // Requested and delivered mean the same on every injector: what the case
+    // asked for, and what the device itself returns for it.
+    detail["errno_requested"] = errno_name(rule.err);
+    detail["errno"] = errno_name(parts_.device_injector->delivered_errno(rule.err));
+  }
+  if (rule.count) detail["count"] = *rule.count;
+  return parts_.device_injector->fault(rule, detail);
+}
+
+SysResult MountedStorage::heal() { return parts_.device_injector->heal(); }
+
+SysResult MountedStorage::thin_limit(uint64_t headroom, FaultMode when_full, nlohmann::json& detail) {
+  return parts_.device_injector->thin_limit(headroom, when_full, detail);
+}
+
+SysResult MountedStorage::grow(uint64_t bytes, nlohmann::json& detail) {
+  return parts_.device_injector->grow(bytes, detail);
+}
+
+SysResult MountedStorage::drop_caches() { return drop_caches_all(); }
+
+SysResult MountedStorage::writeback() { return parts_.fs->writeback(); }
+
+SysResult MountedStorage::remount() { return parts_.fs->remount(); }
+
+SysResult MountedStorage::power_cut() {
+  // The machine loses power: the device takes nothing more and loses its
+  // volatile cache, every process dies; then the filesystem is unmounted
+  // against the dead device (the kernel's dirty pages die with it) and
+  // mounted again on the restored device: recovery.
+  SysResult cut = parts_.device_injector->power_cut();
+  if (!cut.ok()) return cut;
+  kill_workers();
+  SysResult u = parts_.fs->unmount();
+  if (u.hung) return u;
+  if (!u.ok() && !parts_.fs->detach()) return SysResult::failure(EBUSY);
+  SysResult back = parts_.device_injector->power_restore();
+  if (!back.ok()) return back;
+  return parts_.fs->mount();
+}
+
+ReadBack MountedStorage::read_back(const std::string& path, uint64_t offset, uint64_t length) {
+  kill_workers();
+  return parts_.fs->read_back(path, offset, length);
+}
+
+uint64_t MountedStorage::injected_hits() {
+  uint64_t n = parts_.device_injector->injected();
+  for (auto& i : parts_.process_injectors) n += i->injected();
+  return n;
+}
+
+std::optional<std::string> MountedStorage::broken() {
+  if (!parts_.device_injector) return std::nullopt;
+  if (auto why = parts_.device_injector->failure())
+    return "harness: the injector " + parts_.device_injector->layer() + " stopped: " + *why;
+  for (auto& i : parts_.process_injectors)
+    if (auto why = i->failure()) return "harness: the injector " + i->layer() + " stopped: " + *why;
+  return std::nullopt;
+}
+
+}  // namespace syncprobe

@@ -17,7 +17,7 @@
 #include "run_dirs.h"
 #include "syncprobe/registry.h"
 #include "syncprobe/linux_fs.h"
-#include "syncprobe/ref/page_cache.h"
+#include "syncprobe/ref/file_system.h"
 #include "syncprobe/results_io.h"
 #include "syncprobe/target.h"
 
@@ -113,24 +113,23 @@ std::string ns_text(double ns) {
   return fmt::format("{:.2f}s", ns / 1e9);
 }
 
-// Error pages held under `proposed` as failures accumulate, with a cap.
+// Error pages held under `proposed` as failures accumulate, with a cap. Each
+// fsync is expected to fail (the file's data fails); the curve is the point.
 json error_memory_curve(int pages, uint64_t cap) {
-  ref::PageCache cache(ref::make_policy("proposed"));
-  Process& p = cache.process("a");
-  const int fd = int(p.open("f", OpenFlags{}).ret);
-  FaultRequest req;
-  req.where = FaultRequest::Where::data;
-  req.file = "f";
-  req.rule.err = EIO;
-  json detail;
-  (void)cache.memory_limit(cap);
-  (void)cache.fault(req, detail);
+  ref::FileSystem fs(ref::make_policy("proposed"));
+  ref::Handle h;
+  FaultRule rule, installed;
+  rule.err = EIO;
+  if (!fs.open("f", ref::OpenFlags{}, h).ok() || !fs.memory_limit(cap).ok() ||
+      !fs.fault({ref::FaultPlace::Where::data, "f"}, rule, installed).ok())
+    return {{"error", "the reference refused the error-memory setup"}};
   json points = json::array();
   std::vector<std::byte> buf(4096, std::byte{1});
   for (int i = 1; i <= pages; ++i) {
-    (void)p.pwrite(fd, buf, uint64_t(i - 1) * 4096);
-    (void)p.fsync(fd);
-    const auto st = cache.stats();
+    const SysResult w = fs.pwrite(h, buf, uint64_t(i - 1) * 4096);
+    const SysResult f = fs.fsync(h, false);
+    if (!w.ok() || f.ok() || f.hung) return {{"error", "unexpected result in the error-memory curve"}};
+    const auto st = fs.stats();
     points.push_back({{"failed_pages", i}, {"error_bytes_held", st.error_bytes_held},
                       {"discarded", st.discarded_error_pages}});
   }

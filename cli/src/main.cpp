@@ -95,6 +95,44 @@ int main(int argc, char** argv) {
   bench->add_option("--iterations,-n", bo.iterations, "samples per figure")->check(CLI::Range(1, 1000000));
   bench->add_flag("--smoke", bo.smoke, "minimal iterations (CI)");
 
+  // mount
+  MountCliOptions mo;
+  auto* mount = app.add_subcommand(
+      "mount", "Mount the reference page cache as a filesystem (FUSE): run any program on a policy's semantics");
+  mount->add_option("mountpoint", mo.mountpoint, "an existing empty directory")->required();
+  mount->add_option("--policy,-p", mo.policy, "reference policy (syncprobe list policies)")->required();
+  mount->add_option("--size", mo.size, "device capacity in bytes (k, M, G suffixes); writes past it fail with ENOSPC")
+      ->transform(CLI::AsSizeValue(false));
+  mount->add_option("--memory-limit", mo.memory_limit,
+                    "bytes the cache may hold; past it clean pages are evicted and dirty ones written back")
+      ->transform(CLI::AsSizeValue(false));
+  mount->add_option("--error-limit", mo.error_limit, "bytes pages in error may hold (R7, under proposed)")
+      ->transform(CLI::AsSizeValue(false));
+  mount->add_option("--max-file-size", mo.max_file_size, "largest file (default 4G); EFBIG past it")
+      ->transform(CLI::AsSizeValue(false));
+  mount->add_flag("--background", mo.background, "return once mounted (default: serve in the foreground)");
+  mount->add_option("--passthrough", mo.passthrough_dir,
+                    "mount a bare FUSE passthrough of this directory instead (a benchmark baseline)");
+  mount->footer("Unmount with Ctrl-C, kill -TERM, or fusermount3 -u MOUNTPOINT. Faults: syncprobe fault. "
+                "docs/refmount.md.");
+
+  // fault
+  FaultCliOptions fo;
+  auto* fault = app.add_subcommand("fault", "Send a fault or an event to a mounted reference (syncprobe mount)");
+  fault->add_option("mountpoint", fo.mountpoint, "where the reference is mounted")->required();
+  fault->add_option("action", fo.action, "fail (default) | heal | grow | power-cut | drop-caches | writeback | remount | status")
+      ->check(CLI::IsMember({"fail", "heal", "grow", "power-cut", "drop-caches", "writeback", "remount", "status"}));
+  fault->add_option("--io", fo.io, "fail: write (default) | read | flush")->check(CLI::IsMember({"write", "read", "flush"}));
+  fault->add_option("--range", fo.range, "fail: FILE or FILE:OFFSET+LENGTH, relative to the mount (default: the whole device)");
+  fault->add_option("--where", fo.where, "fail: data (default with --range) | metadata | journal | free | device")
+      ->check(CLI::IsMember({"data", "metadata", "journal", "free", "device"}));
+  fault->add_option("--errno", fo.errno_name, "fail: the errno the device returns (default EIO)");
+  fault->add_option("--mode", fo.mode, "fail: error (default) | drop (acknowledged, not stored)")
+      ->check(CLI::IsMember({"error", "drop"}));
+  fault->add_option("--count", fo.count, "fail: hits before the fault expires (default: until healed)");
+  fault->add_option("--bytes", fo.bytes, "grow: bytes to add to a --size mount")->transform(CLI::AsSizeValue(false));
+  fault->add_flag("--json", fo.json, "print the mount's JSON answer");
+
   // completion: the shell completion script, generated from the option tables above.
   std::string completion_shell;
   auto* completion = app.add_subcommand("completion", "Print the shell completion script (bash)");
@@ -128,6 +166,8 @@ int main(int argc, char** argv) {
       return 0;
     }
     if (*bench) return bench_command(bo, std::cout, std::cerr);
+    if (*mount) return mount_command(mo, std::cerr, std::cerr);
+    if (*fault) return fault_command(fo, std::cout, std::cerr);
   } catch (const std::exception& e) {
     std::cerr << "syncprobe: internal failure: " << e.what() << "\n";
     return 1;

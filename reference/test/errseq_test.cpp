@@ -68,7 +68,7 @@ TEST_P(LifecycleTest, OpenBeforeAfterCloseReopenSync) {
     int a = rig.open();
     rig.fail_data("f", EIO);
     ASSERT_TRUE(rig.write(a, "A", 0, 4096).ok());
-    ASSERT_TRUE(rig.cache.writeback().ok());
+    ASSERT_TRUE(rig.fs.writeback().ok());
     int c = rig.open();
     EXPECT_EQ(rig.fsync(c), e.opened_after_unseen);
   }
@@ -115,10 +115,10 @@ TEST(Errseq, Linux417LosesErrorWithEvictedInode) {
     int a = rig.open();
     rig.fail_data("f", EIO);
     ASSERT_TRUE(rig.write(a, "A", 0, 4096).ok());
-    ASSERT_TRUE(rig.cache.writeback().ok());
+    ASSERT_TRUE(rig.fs.writeback().ok());
     ASSERT_TRUE(rig.proc().close(a).ok());
     if (evict) {
-      ASSERT_TRUE(rig.cache.drop_caches().ok());
+      ASSERT_TRUE(rig.fs.drop_caches().ok());
     }
     int b = rig.open();
     EXPECT_EQ(rig.fsync(b), evict ? 0 : EIO) << (evict ? "evicted" : "still cached");

@@ -24,8 +24,8 @@ TEST(Libfiu, DeviceWritePointFailsFsyncAndIsCounted) {
                        FIU_ONETIME),
             0);
   EXPECT_EQ(rig.fsync(a), ENOSPC);
-  EXPECT_EQ(rig.cache.layer(), "libfiu");
-  EXPECT_EQ(rig.cache.injected_hits(), 1u);
+  EXPECT_EQ(rig.fs.layer(), "libfiu");
+  EXPECT_EQ(rig.fs.injected_hits(), 1u);
   EXPECT_EQ(rig.fsync(a), 0) << "one-time point: the retry goes through";
   ASSERT_TRUE(rig.proc().close(a).ok());
   EXPECT_EQ(rig.disk("f", 0, 4096), "A");

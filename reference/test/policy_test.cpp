@@ -32,7 +32,7 @@ TEST_P(SingleWriterTest, StepByStep) {
   ASSERT_TRUE(rig.write(a, "A", 0, 4096).ok()) << "the write only reaches the cache";
   EXPECT_EQ(rig.fsync(a), e.first_fsync);
   EXPECT_EQ(rig.read(a, 0, 4096), e.read_cached);
-  ASSERT_TRUE(rig.cache.drop_caches().ok());
+  ASSERT_TRUE(rig.fs.drop_caches().ok());
   EXPECT_EQ(rig.read(a, 0, 4096), e.read_after_drop);
   EXPECT_EQ(rig.fsync(a), e.fsync_while_failing);
   rig.heal();
@@ -141,11 +141,10 @@ TEST_P(ThinPoolTest, StepByStep) {
   int a = rig.open();
   ASSERT_TRUE(rig.write(a, "old", 0, 8192).ok());
   ASSERT_EQ(rig.fsync(a), 0);
-  nlohmann::json detail;
-  ASSERT_TRUE(rig.cache.thin_limit(0, FaultMode::error, detail).ok());
+  ASSERT_TRUE(rig.fs.thin_limit(0, FaultMode::error).ok());
   ASSERT_TRUE(rig.write(a, "A", 1 << 20, 65536).ok());
   EXPECT_EQ(rig.fsync(a), e.first_fsync);
-  ASSERT_TRUE(rig.cache.grow(64 << 20, detail).ok());
+  ASSERT_TRUE(rig.fs.grow(64 << 20).ok());
   EXPECT_EQ(rig.fsync(a), e.retry_after_grow);
   ASSERT_TRUE(rig.proc().close(a).ok());
   EXPECT_EQ(rig.disk("f", 1 << 20, 65536), e.disk);
@@ -179,8 +178,7 @@ TEST(ThinPool, ProposedRecoversEverythingLinux417DoesNot) {
   for (const char* policy : {"proposed", "linux-4.17"}) {
     SCOPED_TRACE(policy);
     Rig rig(policy);
-    nlohmann::json detail;
-    ASSERT_TRUE(rig.cache.thin_limit(40 * 4096, FaultMode::error, detail).ok());
+    ASSERT_TRUE(rig.fs.thin_limit(40 * 4096, FaultMode::error).ok());
     std::vector<int> fds;
     for (int i = 0; i < 3; ++i) {
       fds.push_back(rig.open("file" + std::to_string(i)));
@@ -189,7 +187,7 @@ TEST(ThinPool, ProposedRecoversEverythingLinux417DoesNot) {
     int failures = 0;
     for (int fd : fds) failures += rig.fsync(fd) != 0;
     EXPECT_GT(failures, 0) << "75 pages do not fit in 40 blocks";
-    ASSERT_TRUE(rig.cache.grow(1 << 20, detail).ok());
+    ASSERT_TRUE(rig.fs.grow(1 << 20).ok());
     for (int fd : fds) EXPECT_EQ(rig.fsync(fd), 0);
     for (int fd : fds) ASSERT_TRUE(rig.proc().close(fd).ok());
     int recovered = 0;
@@ -208,18 +206,18 @@ TEST(ThinPool, ProposedRecoversEverythingLinux417DoesNot) {
 // nothing is not poisoned (R4).
 TEST(ErrorMemoryLimit, DiscardsOldestAndPoisonsTheWriterOnly) {
   Rig rig("proposed");
-  ASSERT_TRUE(rig.cache.memory_limit(8192).ok());
+  ASSERT_TRUE(rig.fs.memory_limit(8192).ok());
   int a = rig.open();
   ASSERT_TRUE(rig.write(a, "old", 0, 65536).ok());
   ASSERT_EQ(rig.fsync(a), 0);
   rig.fail_data("f", EIO);
   ASSERT_TRUE(rig.write(a, "A", 0, 65536).ok());
   EXPECT_EQ(rig.fsync(a), EIO);
-  const CacheStats st = rig.cache.stats();
+  const CacheStats st = rig.fs.stats();
   EXPECT_EQ(st.error_bytes_held, 8192u);
   EXPECT_EQ(st.discarded_error_pages, 14u);
   int c = rig.open();
-  ASSERT_TRUE(rig.cache.drop_caches().ok());
+  ASSERT_TRUE(rig.fs.drop_caches().ok());
   EXPECT_EQ(rig.read(a, 0, 57344), "old") << "the discarded pages read back from disk";
   EXPECT_EQ(rig.read(a, 57344, 8192), "A") << "the newest error pages are still held";
   rig.heal();
@@ -230,13 +228,13 @@ TEST(ErrorMemoryLimit, DiscardsOldestAndPoisonsTheWriterOnly) {
 
 TEST(ErrorMemoryLimit, OnlyTheProposedPolicyBoundsErrorPages) {
   Rig rig("freebsd");
-  ASSERT_TRUE(rig.cache.memory_limit(8192).ok());
+  ASSERT_TRUE(rig.fs.memory_limit(8192).ok());
   int a = rig.open();
   rig.fail_data("f", EIO);
   ASSERT_TRUE(rig.write(a, "A", 0, 65536).ok());
   EXPECT_EQ(rig.fsync(a), EIO);
-  EXPECT_EQ(rig.cache.stats().error_bytes_held, 65536u);
-  EXPECT_EQ(rig.cache.stats().discarded_error_pages, 0u);
+  EXPECT_EQ(rig.fs.stats().error_bytes_held, 65536u);
+  EXPECT_EQ(rig.fs.stats().discarded_error_pages, 0u);
 }
 
 // Memory pressure evicts clean pages and writes back dirty ones; a page
@@ -251,10 +249,10 @@ TEST(CacheLimit, PressureEvictsCleanPagesKeepsFailedDirtyOnes) {
     rig.fail_data("f", EIO);
     ASSERT_TRUE(rig.write(a, "A", 0, 4096).ok());
     EXPECT_EQ(rig.fsync(a), EIO);
-    ASSERT_TRUE(rig.cache.cache_limit(16384).ok());
+    ASSERT_TRUE(rig.fs.cache_limit(16384).ok());
     int g = rig.open("g");
     ASSERT_TRUE(rig.write(g, "G", 0, 65536).ok());
-    EXPECT_LE(rig.cache.stats().cached_pages, 4u + 1u) << "at most the limit, plus a page kept dirty";
+    EXPECT_LE(rig.fs.stats().cached_pages, 4u + 1u) << "at most the limit, plus a page kept dirty";
     const std::string want = std::string(policy) == "proposed" ? "A" : "old";
     EXPECT_EQ(rig.read(a, 0, 4096), want);
     EXPECT_EQ(rig.read(g, 0, 65536), "G") << "what pressure wrote back reads back from the device";
@@ -290,7 +288,7 @@ TEST(PowerCut, LosesUnflushedKeepsFsynced) {
     ASSERT_TRUE(rig.write(a, "A", 0, 8192).ok());
     ASSERT_EQ(rig.fsync(a), 0);
     ASSERT_TRUE(rig.write(a, "B", 0, 4096).ok());
-    ASSERT_TRUE(rig.cache.power_cut().ok());
+    ASSERT_TRUE(rig.fs.power_cut().ok());
     EXPECT_EQ(rig.disk("f", 0, 8192), "A");
   }
 }
@@ -300,7 +298,7 @@ TEST(PowerCut, NewFileWithoutDirectoryCommitIsGone) {
   SysResult g = rig.proc().open("g", {});
   ASSERT_TRUE(g.ok());
   ASSERT_TRUE(rig.write(int(g.ret), "G", 0, 4096).ok());
-  ASSERT_TRUE(rig.cache.power_cut().ok());
+  ASSERT_TRUE(rig.fs.power_cut().ok());
   EXPECT_EQ(rig.disk("g", 0, 4096), "-1 " + std::to_string(ENOENT));
 }
 
@@ -311,12 +309,7 @@ TEST(Metadata, DirectoryFsyncCommitsCreate) {
   OpenFlags dir;
   dir.directory = true;
   int d = rig.open(".", "a", dir);
-  FaultRequest req;
-  req.where = FaultRequest::Where::metadata;
-  req.file = "f";  // does not exist: the whole device fails
-  req.rule.err = EIO;
-  nlohmann::json detail;
-  ASSERT_TRUE(rig.cache.fault(req, detail).ok());
+  rig.fail(FaultPlace::Where::metadata, "f", EIO);  // "f" does not exist: the whole device fails
   int g = rig.open("g");
   ASSERT_TRUE(rig.write(g, "G", 0, 4096).ok());
   EXPECT_EQ(rig.fsync(g), EIO);
@@ -324,7 +317,7 @@ TEST(Metadata, DirectoryFsyncCommitsCreate) {
   rig.heal();
   EXPECT_EQ(rig.fsync(g), 0);
   EXPECT_EQ(rig.fsync(d), 0);
-  ASSERT_TRUE(rig.cache.power_cut().ok());
+  ASSERT_TRUE(rig.fs.power_cut().ok());
   EXPECT_EQ(rig.disk("g", 0, 4096), "G");
 }
 

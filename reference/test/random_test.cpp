@@ -79,21 +79,21 @@ void run_once(uint64_t seed, int steps) {
         }
       }
     } else if (op < 78) {  // a fault: data of one file or the whole device
-      FaultRequest req;
-      req.where = pick(3) ? FaultRequest::Where::data : FaultRequest::Where::device;
-      req.file = file_name(pick(kFiles));
-      req.rule.op = pick(5) ? FaultOp::write : FaultOp::flush;
-      req.rule.err = pick(3) ? EIO : ENOSPC;
-      if (pick(2)) req.rule.count = uint32_t(1 + pick(4));
-      nlohmann::json detail;
-      SysResult r = rig.cache.fault(req, detail);  // ENOENT when the file is not created yet
-      (void)r;
+      FaultPlace place;
+      place.where = pick(3) ? FaultPlace::Where::data : FaultPlace::Where::device;
+      place.path = file_name(pick(kFiles));
+      FaultRule rule, got;
+      rule.op = pick(5) ? FaultOp::write : FaultOp::flush;
+      rule.err = pick(3) ? EIO : ENOSPC;
+      if (pick(2)) rule.count = uint32_t(1 + pick(4));
+      SysResult r = rig.fs.fault(place, rule, got);
+      ASSERT_TRUE(r.ok() || r.err == ENOENT);  // ENOENT: the file is not created yet
     } else if (op < 86) {
       rig.heal();
     } else if (op < 90) {
-      ASSERT_TRUE(rig.cache.drop_caches().ok());
+      ASSERT_TRUE(rig.fs.drop_caches().ok());
     } else if (op < 93) {
-      ASSERT_TRUE(rig.cache.writeback().ok());
+      ASSERT_TRUE(rig.fs.writeback().ok());
     } else if (op < 96) {  // close and reopen
       ASSERT_TRUE(rig.proc(d.proc).close(d.fd).ok());
       d = Desc{};
@@ -103,13 +103,13 @@ void run_once(uint64_t seed, int steps) {
       ASSERT_TRUE(r.ok());
       d.fd = int(r.ret);
     } else if (pick(2)) {
-      ASSERT_TRUE(rig.cache.memory_limit(uint64_t(1 + pick(6)) * 4096).ok());
+      ASSERT_TRUE(rig.fs.memory_limit(uint64_t(1 + pick(6)) * 4096).ok());
     } else {  // memory pressure: clean pages evicted, dirty ones written back
-      ASSERT_TRUE(rig.cache.cache_limit(uint64_t(2 + pick(8)) * 4096).ok());
+      ASSERT_TRUE(rig.fs.cache_limit(uint64_t(2 + pick(8)) * 4096).ok());
     }
   }
   rig.heal();
-  ASSERT_TRUE(rig.cache.power_cut().ok());
+  ASSERT_TRUE(rig.fs.power_cut().ok());
   for (const auto& [key, version] : durable) {
     if (version == 0) continue;
     const auto [file, page] = key;
@@ -140,7 +140,7 @@ TEST(RandomProposed, TheCheckCatchesLinux) {
   ASSERT_TRUE(rig.write(a, "v1", 0, 4096).ok());
   EXPECT_EQ(rig.fsync(a), EIO);
   EXPECT_EQ(rig.fsync(a), 0) << "success though v1 never reached the device";
-  ASSERT_TRUE(rig.cache.power_cut().ok());
+  ASSERT_TRUE(rig.fs.power_cut().ok());
   EXPECT_LT(version_of(rig.disk("f", 0, 4096)), 1);
 }
 

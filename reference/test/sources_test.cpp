@@ -10,14 +10,14 @@
 namespace syncprobe::ref::testing {
 namespace {
 
-SyncFileRangeFlags sfr(bool wait_before, bool write, bool wait_after) {
+SyncRangeFlags sfr(bool wait_before, bool write, bool wait_after) {
   return {wait_before, write, wait_after};
 }
 
 // A failed background writeback of page 0 through `a`, nobody told yet.
 void fail_page_in_background(Rig& rig, int a, uint64_t off = 0) {
   ASSERT_TRUE(rig.write(a, "A", off, 4096).ok());
-  ASSERT_TRUE(rig.cache.writeback().ok());
+  ASSERT_TRUE(rig.fs.writeback().ok());
 }
 
 // lib/errseq.c errseq_sample in 4.13-4.16 marked the error seen, so a
@@ -125,11 +125,7 @@ TEST(Linux58, MetadataFailureMakesExt4ReadOnlyAndShutsXfsDown) {
     int a = rig.open();
     ASSERT_TRUE(rig.write(a, "old", 0, 4096).ok());
     ASSERT_EQ(rig.fsync(a), 0);
-    FaultRequest req;
-    req.where = FaultRequest::Where::journal;
-    req.rule.err = EIO;
-    nlohmann::json detail;
-    ASSERT_TRUE(rig.cache.fault(req, detail).ok());
+    rig.fail(FaultPlace::Where::journal, "", EIO);
     ASSERT_TRUE(rig.write(a, "A", 0, 4096).ok());
     EXPECT_EQ(rig.fsync(a), EIO) << "the commit failed";
     rig.heal();
@@ -138,19 +134,15 @@ TEST(Linux58, MetadataFailureMakesExt4ReadOnlyAndShutsXfsDown) {
     EXPECT_EQ(rig.read(a, 0, 4096), xfs ? "-1 " + std::to_string(EIO) : "A");
     EXPECT_EQ(rig.fsync(a), xfs ? EIO : 0);
     ASSERT_TRUE(rig.proc().close(a).ok());
-    ASSERT_TRUE(rig.cache.remount().ok());
+    ASSERT_TRUE(rig.remount());
     int g = rig.open("g");
     EXPECT_TRUE(rig.write(g, "G", 0, 4096).ok());
     EXPECT_EQ(rig.fsync(g), 0) << "a new mount works again";
   }
   Rig old("linux-4.17");  // the older policies model no filesystem reaction
-  FaultRequest req;
-  req.where = FaultRequest::Where::journal;
-  req.rule.err = EIO;
-  nlohmann::json detail;
   int a = old.open();
   ASSERT_TRUE(old.write(a, "A", 0, 4096).ok());
-  ASSERT_TRUE(old.cache.fault(req, detail).ok());
+  old.fail(FaultPlace::Where::journal, "", EIO);
   EXPECT_EQ(old.fsync(a), EIO);
   old.heal();
   EXPECT_TRUE(old.proc().open("g", {}).ok());
@@ -169,10 +161,7 @@ TEST(OpenBsd, StickyEioForRegularFilesOnly) {
 
   Rig raw("openbsd");
   int d = raw.open("@device");
-  FaultRequest req;  // the raw device: a VBLK vnode, never marked
-  req.rule.err = EIO;
-  nlohmann::json detail;
-  ASSERT_TRUE(raw.cache.fault(req, detail).ok());
+  raw.fail(FaultPlace::Where::device, "", EIO);  // the raw device: a VBLK vnode, never marked
   ASSERT_TRUE(raw.write(d, "A", 1 << 20, 4096).ok());
   EXPECT_EQ(raw.fsync(d), EIO);
   raw.heal();
@@ -189,7 +178,7 @@ TEST(Illumos, RedirtiesEvenOnEnxio) {
   rig.fail_data("f", ENXIO);
   ASSERT_TRUE(rig.write(a, "A", 0, 4096).ok());
   EXPECT_EQ(rig.fsync(a), ENXIO);
-  ASSERT_TRUE(rig.cache.drop_caches().ok());
+  ASSERT_TRUE(rig.fs.drop_caches().ok());
   EXPECT_EQ(rig.read(a, 0, 4096), "A") << "still dirty, not evicted";
   rig.heal();
   EXPECT_EQ(rig.fsync(a), 0);
@@ -233,22 +222,22 @@ TEST(Shutdown, FlushModesDecideWhatTheDiskHolds) {
     int a = rig.open();
     ASSERT_TRUE(rig.write(a, "old", 0, 4096).ok());
     ASSERT_EQ(rig.fsync(a), 0);
-    ASSERT_TRUE(rig.cache.drop_caches().ok());
+    ASSERT_TRUE(rig.fs.drop_caches().ok());
     ASSERT_TRUE(rig.write(a, "A", 4096, 4096).ok());
-    nlohmann::json detail;
-    ASSERT_TRUE(rig.cache.shutdown(w.flush, detail).ok());
+    ShutdownReport report;
+    ASSERT_TRUE(rig.fs.shutdown(w.flush, report).ok());
     EXPECT_EQ(rig.fsync(a), EIO);
     EXPECT_EQ(rig.read(a, 4096, 4096), "-1 " + std::to_string(EIO));
     std::vector<std::byte> buf(8192);
     MappedRead m = rig.proc().mmap_read(a, buf, 0);
     EXPECT_EQ(m.resident, (std::vector<bool>{false, true}));
-    EXPECT_EQ(m.signal, "SIGBUS") << "page 0 was evicted and cannot be read in";
+    EXPECT_TRUE(m.sigbus) << "page 0 was evicted and cannot be read in";
     m = rig.proc().mmap_read(a, std::span(buf).subspan(4096), 4096);
-    EXPECT_TRUE(m.signal.empty());
+    EXPECT_FALSE(m.sigbus);
     EXPECT_EQ(classify_tagged(std::span(buf).subspan(4096), 4096).tag, "A") << "served from the cache";
     ASSERT_TRUE(rig.proc().close(a).ok());
     EXPECT_EQ(rig.proc().stat("f").ret, 8192) << "the cached size";
-    ASSERT_TRUE(rig.cache.remount().ok());
+    ASSERT_TRUE(rig.remount());
     EXPECT_EQ(rig.proc().stat("f").ret, w.size);
     if (*w.tail) {
       EXPECT_EQ(rig.disk("f", 4096, 4096), w.tail);
@@ -257,8 +246,8 @@ TEST(Shutdown, FlushModesDecideWhatTheDiskHolds) {
   }
   Rig ext4("linux-5.8:ext4");
   int a = ext4.open();
-  nlohmann::json detail;
-  ASSERT_TRUE(ext4.cache.shutdown(ShutdownFlush::none, detail).ok());
+  ShutdownReport report;
+  ASSERT_TRUE(ext4.fs.shutdown(ShutdownFlush::none, report).ok());
   std::vector<std::byte> buf(4096);
   EXPECT_EQ(ext4.proc().mmap_read(a, buf, 0).result.err, EIO) << "ext4_file_mmap";
 }
@@ -269,10 +258,10 @@ TEST(Shutdown, LogFlushCommitsNamesNotUnwrittenSizes) {
   Rig rig("linux-5.8:xfs");
   int g = rig.open("g");
   ASSERT_TRUE(rig.write(g, "G", 0, 4096).ok());
-  nlohmann::json detail;
-  ASSERT_TRUE(rig.cache.shutdown(ShutdownFlush::log, detail).ok());
+  ShutdownReport report;
+  ASSERT_TRUE(rig.fs.shutdown(ShutdownFlush::log, report).ok());
   ASSERT_TRUE(rig.proc().close(g).ok());
-  ASSERT_TRUE(rig.cache.remount().ok());
+  ASSERT_TRUE(rig.remount());
   EXPECT_EQ(rig.proc().stat("g").ret, 0) << "named, but its data never written";
 }
 
@@ -283,11 +272,7 @@ TEST(Faults, FreeSpaceAndJournalRanges) {
   int a = rig.open();
   ASSERT_TRUE(rig.write(a, "old", 0, 8192).ok());
   ASSERT_EQ(rig.fsync(a), 0);
-  FaultRequest req;
-  req.where = FaultRequest::Where::free;
-  req.rule.err = EIO;
-  nlohmann::json detail;
-  ASSERT_TRUE(rig.cache.fault(req, detail).ok());
+  rig.fail(FaultPlace::Where::free, "", EIO);
   ASSERT_TRUE(rig.write(a, "A", 0, 4096).ok());
   EXPECT_EQ(rig.fsync(a), 0) << "an overwrite uses allocated space";
   ASSERT_TRUE(rig.write(a, "B", 8192, 4096).ok());
@@ -295,11 +280,10 @@ TEST(Faults, FreeSpaceAndJournalRanges) {
   rig.heal();
   EXPECT_EQ(rig.fsync(a), 0);
 
-  req.where = FaultRequest::Where::journal;
-  ASSERT_TRUE(rig.cache.fault(req, detail).ok());
+  rig.fail(FaultPlace::Where::journal, "", EIO);
   ASSERT_TRUE(rig.write(a, "C", 0, 4096).ok());
   EXPECT_EQ(rig.fsync(a), EIO) << "the write changed the inode: a commit is needed";
-  EXPECT_GT(rig.cache.device().hits(), 0u);
+  EXPECT_GT(rig.fs.device().hits(), 0u);
 }
 
 }  // namespace

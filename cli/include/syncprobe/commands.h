@@ -52,6 +52,27 @@ int list_command(const std::string& what, const std::string& cases_dir, std::ost
 // `syncprobe vm fetch|build|status` (VM kernels and the guest initramfs).
 int vm_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
 
+// `syncprobe mount`: the reference file system through FUSE (refmount/).
+struct MountCliOptions {
+  std::string policy;
+  std::string mountpoint;
+  std::optional<uint64_t> size, memory_limit, error_limit, max_file_size;
+  bool background = false;
+  std::string passthrough_dir;  // mount a bare passthrough of this directory instead
+};
+int mount_command(const MountCliOptions& opts, std::ostream& out, std::ostream& err);
+
+// `syncprobe fault MOUNTPOINT [ACTION]`: a fault or an event for a mount.
+struct FaultCliOptions {
+  std::string mountpoint;
+  std::string action = "fail";  // fail | heal | grow | power-cut | drop-caches | writeback | remount | status
+  std::string io = "write", mode = "error", errno_name = "EIO", where, range;
+  std::optional<uint32_t> count;
+  std::optional<uint64_t> bytes;
+  bool json = false;
+};
+int fault_command(const FaultCliOptions& opts, std::ostream& out, std::ostream& err);
+
 struct BenchOptions {
   std::vector<std::string> targets;
   std::string out_dir;

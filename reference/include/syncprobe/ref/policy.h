@@ -1,6 +1,6 @@
 #pragma once
 // How a platform reacts to a failed writeback: one small strategy object per
-// policy. The page cache (page_cache.h) asks the policy these questions and
+// policy. The file system (file_system.h) asks the policy these questions and
 // does everything else the same way for all of them:
 //   - what becomes of a page whose write failed (on_writeback_error);
 //   - where the error is remembered for later reporting (error_memory);

@@ -1,0 +1,517 @@
+// FileSystem: open file descriptions, I/O, sync calls, and the machine around
+// the cache (eviction, remount, power cut, faults). The namespace operations
+// are in fs_namespace.cpp, writeback in fs_writeback.cpp.
+#include "syncprobe/ref/file_system.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <stdexcept>
+
+#include "fs_state.h"
+
+namespace syncprobe::ref {
+
+FileSystem::FileSystem(std::unique_ptr<Policy> policy, const Options& options)
+    : s_(std::make_unique<State>()) {
+  s_->policy = std::move(policy);
+  s_->options = options;
+  s_->options.max_file_bytes = std::max<uint64_t>(kPageSize, options.max_file_bytes / kPageSize * kPageSize);
+  // mkfs: an empty namespace on stable storage. A fresh device has no faults.
+  if (IoResult r = s_->commit_metadata(); !r.ok()) throw std::logic_error("reference mkfs failed");
+}
+
+FileSystem::~FileSystem() = default;
+
+const Policy& FileSystem::policy() const { return *s_->policy; }
+SimDevice& FileSystem::device() { return s_->device; }
+
+CacheStats FileSystem::stats() const {
+  CacheStats st;
+  for (const auto& [ino, in] : s_->inodes) {
+    st.cached_pages += in->mapping.size();
+    st.dirty_pages += in->mapping.dirty_pages();
+    st.error_pages += in->mapping.error_pages();
+    st.error_bytes_held += in->mapping.dirty_error_pages() * kPageSize;
+  }
+  st.discarded_error_pages = s_->discarded_error_pages;
+  st.writeback_errors = s_->writeback_errors;
+  st.evicted_pages = s_->evicted_pages;
+  st.device_writes = s_->device.writes();
+  st.device_flushes = s_->device.flushes();
+  st.open_files = s_->open_files;
+  st.frame_bytes_reserved = s_->frames.bytes_reserved();
+  return st;
+}
+
+// ---- open file descriptions -------------------------------------------------------
+
+SysResult FileSystem::open(const std::string& path, const OpenFlags& flags, Handle& out, uint32_t mode) {
+  State& s = *s_;
+  if (const std::string p = State::normalize(path); !p.empty()) {
+    // Path lookup comes first: a missing parent is ENOENT on any filesystem.
+    if (int e = s.check_parent(p)) return SysResult::failure(e);
+    if (int e = s.refuses(!flags.read_only)) return SysResult::failure(e);
+  }
+  int err = 0;
+  Inode* in = s.resolve(path, err);
+  if (in && in->is_dir) {
+    if (!flags.directory && !flags.read_only) return SysResult::failure(EISDIR);
+  } else {
+    if (!in) {
+      if (err != ENOENT || !flags.create) return SysResult::failure(err);
+      const std::string p = State::normalize(path);
+      if (int perr = s.check_parent(p)) return SysResult::failure(perr);
+      in = &s.inode(s.next_ino++);
+      s.names[p] = in->ino;
+      in->mode = mode & 07777;
+      in->meta_dirty = in->size_dirty = true;
+      s.journal_dirty = true;
+    } else if (flags.create && flags.exclusive) {
+      return SysResult::failure(EEXIST);
+    }
+    if (flags.directory) return SysResult::failure(ENOTDIR);
+    if (flags.truncate && !flags.read_only)
+      if (IoResult r = s.truncate_inode(*in, 0); !r.ok()) return from_io(r);
+  }
+  out = s.open_file(*in, flags);
+  return SysResult::success();
+}
+
+SysResult FileSystem::open_device(const OpenFlags& flags, Handle& out) {
+  out = s_->open_file(s_->inode(kRawIno), flags);
+  return SysResult::success();
+}
+
+SysResult FileSystem::close(Handle h) {
+  if (!s_->file(h)) return SysResult::failure(EBADF);
+  s_->release_file(h);
+  return SysResult::success();
+}
+
+// O_DIRECT: straight to the device, bypassing (and invalidating) the cache.
+// Errors go to the caller only; nothing is recorded in the mapping.
+static SysResult direct_write(FileSystem::State& s, Inode& in, std::span<const std::byte> data,
+                              uint64_t offset) {
+  if ((offset | data.size()) % kBlockSize) return SysResult::failure(EINVAL);
+  for (uint64_t pos = 0; pos < data.size(); pos += kBlockSize) {
+    const uint64_t index = (offset + pos) / kBlockSize;
+    in.mapping.erase(index);
+    IoResult r = s.device.write(in.block_of(index), data.subspan(pos, kBlockSize));
+    if (!r.ok()) return from_io(r);
+    in.truncated.remove(index);
+  }
+  return SysResult::success();
+}
+
+SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t offset) {
+  State& s = *s_;
+  File* f = s.file(h);
+  if (!f || f->flags.read_only) return SysResult::failure(EBADF);
+  Inode& in = *f->inode;
+  if (int e = in.raw ? 0 : s.refuses(true)) return SysResult::failure(e);
+  if (in.is_dir) return SysResult::failure(EISDIR);
+  if (data.empty()) return SysResult::success(0);
+  const uint64_t end = offset + data.size();
+  if ((end + kPageSize - 1) / kPageSize > in.max_pages()) return SysResult::failure(EFBIG);
+  if (f->flags.direct) {
+    if (SysResult r = direct_write(s, in, data, offset); !r.ok()) return r;
+  } else if (data.size() == kPageSize && offset % kPageSize == 0) {  // the common case, no loop
+    PageMap::Page page = in.mapping.get(offset / kPageSize);
+    copy_bytes(page.data(), data.data(), kPageSize);
+    in.mapping.mark_written(page);
+    page.touched() |= f->bit();
+    page.last_use() = ++s.use_clock;
+  } else {
+    for (uint64_t pos = offset; pos < end;) {
+      const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
+      const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
+      PageMap::Page page;
+      if (n == kPageSize) {
+        page = in.mapping.get(index);  // overwritten whole: nothing to read first
+      } else {
+        IoResult r;
+        page = s.fill_page(in, index, r);
+        if (!page) return from_io(r);
+      }
+      copy_bytes(page.data() + in_page, data.data() + (pos - offset), n);
+      in.mapping.mark_written(page);
+      page.touched() |= f->bit();
+      page.last_use() = ++s.use_clock;
+      pos += n;
+    }
+  }
+  s.touch_inode(in, end);
+  if (s.cache_limit) s.balance_cache();
+  if (f->flags.sync || f->flags.dsync) {
+    SysResult r = s.fsync_file(*f, !f->flags.sync, offset / kPageSize, (end - 1) / kPageSize);
+    if (!r.ok()) return r;
+  }
+  return SysResult::success(int64_t(data.size()));
+}
+
+SysResult FileSystem::pread(Handle h, std::span<std::byte> out, uint64_t offset) {
+  State& s = *s_;
+  File* f = s.file(h);
+  if (!f) return SysResult::failure(EBADF);
+  Inode& in = *f->inode;
+  if (int e = in.raw ? 0 : s.refuses(false)) return SysResult::failure(e);
+  if (in.is_dir) return SysResult::failure(EISDIR);
+  if (offset >= in.size || out.empty()) return SysResult::success(0);
+  const uint64_t end = std::min<uint64_t>(in.size, offset + out.size());
+  if (f->flags.direct) {
+    if ((offset | (end - offset)) % kBlockSize) return SysResult::failure(EINVAL);
+    for (uint64_t pos = offset; pos < end; pos += kBlockSize) {
+      IoResult r = s.device.read(in.block_of(pos / kBlockSize), out.subspan(pos - offset, kBlockSize));
+      if (!r.ok()) return from_io(r);
+      if (in.truncated.contains(pos / kBlockSize)) std::memset(out.data() + (pos - offset), 0, kBlockSize);
+    }
+    return SysResult::success(int64_t(end - offset));
+  }
+  if (end - offset == kPageSize && offset % kPageSize == 0)  // one whole cached page, no loop
+    if (PageMap::Page page = in.mapping.find(offset / kPageSize); page && page.has(PG_uptodate)) {
+      copy_bytes(out.data(), page.data(), kPageSize);
+      page.touched() |= f->bit();
+      page.last_use() = ++s.use_clock;
+      if (s.cache_limit) s.balance_cache();
+      return SysResult::success(int64_t(kPageSize));
+    }
+  for (uint64_t pos = offset; pos < end;) {
+    const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
+    const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
+    IoResult r;
+    PageMap::Page page = s.fill_page(in, index, r);
+    if (!page) {
+      if (pos == offset) return from_io(r);
+      return SysResult::success(int64_t(pos - offset));  // a short read, as read(2)
+    }
+    copy_bytes(out.data() + (pos - offset), page.data() + in_page, n);
+    page.touched() |= f->bit();
+    page.last_use() = ++s.use_clock;
+    pos += n;
+  }
+  if (s.cache_limit) s.balance_cache();
+  return SysResult::success(int64_t(end - offset));
+}
+
+SysResult FileSystem::fsync(Handle h, bool datasync) {
+  File* f = s_->file(h);
+  if (!f) return SysResult::failure(EBADF);
+  return s_->fsync_file(*f, datasync);
+}
+
+SysResult FileSystem::sync_file_range(Handle h, uint64_t offset, uint64_t length,
+                                      const SyncRangeFlags& flags) {
+  State& s = *s_;
+  File* f = s.file(h);
+  if (!f) return SysResult::failure(EBADF);
+  if (int e = s.refuses(false)) return SysResult::failure(e);
+  Inode& in = *f->inode;
+  const uint64_t first = offset / kPageSize;
+  const uint64_t last = length == 0 ? UINT64_MAX : (offset + length - 1) / kPageSize;
+  // The model's writeback completes at once, so WAIT_BEFORE waits for
+  // nothing; each wait then checks for errors as the platform's wait does.
+  if (flags.wait_before)
+    if (int err = s.wait_errors(*f, 0)) return SysResult::failure(err);
+  Writeback wb;
+  if (flags.write && s.can_write()) {
+    s.writeback_inode(in, nullptr, wb, first, last);
+    if (wb.hung) return SysResult::hang();
+  }
+  if (!flags.wait_after) return SysResult::success();  // WRITE alone reports nothing
+  const int err = s.wait_errors(*f, wb.first_err);
+  return err ? SysResult::failure(err) : SysResult::success();
+}
+
+SysResult FileSystem::msync_write(Handle h, std::span<const std::byte> data, uint64_t offset) {
+  State& s = *s_;
+  File* f = s.file(h);
+  if (!f || f->flags.read_only) return SysResult::failure(EBADF);
+  Inode& in = *f->inode;
+  if (int e = in.raw ? 0 : s.refuses(true)) return SysResult::failure(e);
+  if (offset + data.size() > in.size) return SysResult::failure(ENXIO);  // SIGBUS beyond EOF
+  for (uint64_t pos = offset; pos < offset + data.size();) {
+    const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
+    const uint64_t n = std::min<uint64_t>(kPageSize - in_page, offset + data.size() - pos);
+    IoResult r;
+    PageMap::Page page = s.fill_page(in, index, r);
+    if (!page) return from_io(r);  // the fault: SIGBUS
+    copy_bytes(page.data() + in_page, data.data() + (pos - offset), n);
+    in.mapping.set_flags(page, PG_dirty);
+    page.touched() |= f->bit();
+    pos += n;
+  }
+  s.touch_inode(in, offset + data.size());
+  // msync(MS_SYNC) is vfs_fsync_range over the mapped range.
+  return s.fsync_file(*f, false, offset / kPageSize, (offset + data.size() - 1) / kPageSize);
+}
+
+SysResult FileSystem::ftruncate(Handle h, uint64_t size) {
+  File* f = s_->file(h);
+  if (!f) return SysResult::failure(EBADF);
+  if (f->flags.read_only) return SysResult::failure(EINVAL);  // ftruncate(2) on O_RDONLY
+  if (int e = s_->refuses(true)) return SysResult::failure(e);
+  if (f->inode->is_dir || f->inode->raw) return SysResult::failure(EINVAL);
+  if ((size + kPageSize - 1) / kPageSize > f->inode->max_pages()) return SysResult::failure(EFBIG);
+  return from_io(s_->truncate_inode(*f->inode, size));
+}
+
+SysResult FileSystem::syncfs(Handle h) {
+  State& s = *s_;
+  File* f = s.file(h);
+  if (!f) return SysResult::failure(EBADF);
+  if (s.fs_state == FsReaction::shutdown || s.fs_state == FsReaction::force_unmount)
+    return SysResult::failure(EIO);
+  SysResult r = s.write_everything();
+  if (r.hung) return r;
+  if (s.policy->syncfs_checks_sb_errseq()) {
+    // SYSCALL syncfs since 5.8: what sync_filesystem met is not the answer;
+    // the superblock's errseq against this descriptor's f_sb_err is.
+    const int err = errseq_check_and_advance(s.s_wb_err, f->sb_cursor);
+    return err ? SysResult::failure(err) : SysResult::success();
+  }
+  return s.policy->syncfs_reports() ? r : SysResult::success();
+}
+
+MappedRead FileSystem::mmap_read(Handle h, std::span<std::byte> out, uint64_t offset) {
+  State& s = *s_;
+  MappedRead m;
+  File* f = s.file(h);
+  if (!f) return {SysResult::failure(EBADF), false, {}, 0};
+  Inode& in = *f->inode;
+  if (in.is_dir) return {SysResult::failure(ENODEV), false, {}, 0};
+  if (!in.raw && s.refuses(false) && s.policy->mmap_refused_when_down())
+    return {SysResult::failure(EIO), false, {}, 0};  // ext4_file_mmap
+  const uint64_t end = offset + out.size();
+  for (uint64_t i = offset / kPageSize; i * kPageSize < end; ++i) {  // mincore
+    PageMap::Page p = in.mapping.find(i);
+    m.resident.push_back(p && p.has(PG_uptodate));
+  }
+  // A page the cache holds is served from it; any other must be read in,
+  // which fails (SIGBUS) past EOF, on a device error, or on a filesystem
+  // that is down.
+  for (uint64_t pos = offset; pos < end;) {
+    const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
+    const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
+    PageMap::Page page = in.mapping.find(index);
+    if (!page || !page.has(PG_uptodate)) {
+      if (index * kPageSize >= in.size || (!in.raw && s.refuses(false))) {
+        m.sigbus = true;
+        break;
+      }
+      IoResult r;
+      page = s.fill_page(in, index, r);
+      if (!page) {
+        if (r.hung) return {SysResult::hang(), false, m.resident, 0};
+        m.sigbus = true;
+        break;
+      }
+    }
+    std::memcpy(out.data() + (pos - offset), page.data() + in_page, n);
+    page.touched() |= f->bit();
+    page.last_use() = ++s.use_clock;
+    pos += n;
+    m.copied = pos - offset;
+    m.result = SysResult::success(int64_t(m.copied));
+  }
+  if (m.sigbus) m.result = SysResult{-1, 0, false};
+  return m;
+}
+
+SysResult FileSystem::sync() {
+  SysResult r = s_->write_everything();
+  return r.hung ? r : SysResult::success();  // sync(2) returns nothing
+}
+
+// ---- the machine around the cache ---------------------------------------------------
+
+SysResult FileSystem::drop_caches() {
+  for (auto& [ino, in] : s_->inodes) {
+    std::vector<uint64_t> clean;
+    in->mapping.for_each([&](PageMap::Page page) {
+      if (!page.has(PG_dirty)) clean.push_back(page.index());
+    });
+    for (uint64_t index : clean) in->mapping.erase(index);
+    // An inode nobody holds open, with nothing dirty, is evicted: what it
+    // remembered about errors goes with it.
+    if (in->files.empty() && in->mapping.empty()) {
+      in->wb_err = 0;
+      in->as_flags = 0;
+      in->vnode_error = 0;
+    }
+  }
+  return SysResult::success();
+}
+
+SysResult FileSystem::writeback() {
+  SysResult r = s_->write_everything();
+  return r.hung ? r : SysResult::success();  // nobody is told
+}
+
+SysResult FileSystem::remount() {
+  if (s_->open_files) return SysResult::failure(EBUSY);
+  SysResult r = s_->write_everything();
+  if (r.hung) return r;
+  // Whatever could not be written is lost with the unmount.
+  return from_io(s_->mount());
+}
+
+SysResult FileSystem::power_cut() {
+  s_->release_all_files();
+  s_->device.power_cut();
+  return from_io(s_->mount());
+}
+
+ReadBack FileSystem::read_back(const std::string& path, uint64_t offset, uint64_t length, bool raw) {
+  ReadBack rb;
+  s_->release_all_files();
+  rb.result = remount();
+  if (!rb.result.ok()) return rb;
+  int err = 0;
+  Inode* in = raw ? &s_->inode(kRawIno) : s_->resolve(path, err);
+  if (!in) {
+    rb.result = SysResult::failure(err);
+    return rb;
+  }
+  const uint64_t end = std::min<uint64_t>(in->size, offset + length);
+  if (offset >= end) {
+    rb.result = SysResult::success(0);
+    return rb;
+  }
+  rb.data.resize(end - offset);
+  std::vector<std::byte> block(kBlockSize);
+  for (uint64_t pos = offset; pos < end;) {
+    const uint64_t index = pos / kBlockSize, in_block = pos % kBlockSize;
+    const uint64_t n = std::min<uint64_t>(kBlockSize - in_block, end - pos);
+    IoResult r = s_->device.read(in->block_of(index), block);
+    if (!r.ok()) {
+      rb.result = from_io(r);
+      rb.data.clear();
+      return rb;
+    }
+    std::memcpy(rb.data.data() + (pos - offset), block.data() + in_block, n);
+    pos += n;
+  }
+  rb.result = SysResult::success(int64_t(end - offset));
+  return rb;
+}
+
+SysResult FileSystem::shutdown(ShutdownFlush flush, ShutdownReport& report) {
+  State& s = *s_;
+  // GOING_FLAGS_DEFAULT freezes (syncs) the filesystem first; LOGFLUSH
+  // commits the journal, not the data; NOLOGFLUSH writes nothing. What could
+  // not be written then stays in the cache until the unmount drops it.
+  switch (flush) {
+    case ShutdownFlush::sync: {
+      SysResult r = s.write_everything();
+      if (r.hung) return r;
+      report.sync = r;
+      break;
+    }
+    case ShutdownFlush::log: {
+      // The log holds names, not the size of an append whose data is still
+      // dirty: ext4 (i_disksize, delayed allocation) and xfs (di_size at I/O
+      // completion) move the on-disk size with the data. docs/probes/shutdown.sh.
+      std::vector<std::pair<Inode*, uint64_t>> appended;
+      for (auto& [ino, in] : s.inodes)
+        if (in->mapping.dirty_pages() && !in->raw) {
+          appended.emplace_back(in.get(), in->size);
+          in->size = std::min(in->size, s.committed_size(ino));
+        }
+      IoResult m = s.journal_dirty && s.can_write() ? s.commit_metadata() : IoResult{};
+      for (auto [in, size] : appended) in->size = size;
+      if (m.hung) return SysResult::hang();
+      report.log_commit = m.err;
+      break;
+    }
+    case ShutdownFlush::none:
+      break;
+  }
+  s.enter(FsReaction::shutdown);
+  return SysResult::success();
+}
+
+FsReaction FileSystem::state() const { return s_->fs_state; }
+
+SysResult FileSystem::memory_limit(uint64_t bytes) {
+  s_->error_memory_limit = bytes;
+  s_->enforce_error_limit();
+  return SysResult::success();
+}
+
+SysResult FileSystem::cache_limit(uint64_t bytes) {
+  s_->cache_limit = bytes;
+  s_->balance_cache();
+  return SysResult::success();
+}
+
+// ---- faults ---------------------------------------------------------------------------
+
+SysResult FileSystem::fault(const FaultPlace& place, const FaultRule& rule, FaultRule& resolved) {
+  resolved = rule;
+  resolved.ranges.clear();
+  resolved.invert = false;
+  if (resolved.mode == FaultMode::error && resolved.err == 0) resolved.err = EIO;
+  auto region = [&](const std::string& path) -> std::optional<ByteRange> {
+    int err = 0;
+    Inode* in = s_->resolve(path, err);
+    if (!in || in->is_dir) return std::nullopt;
+    return ByteRange{in->block_of(0) * kBlockSize, in->max_pages() * kPageSize};
+  };
+  if (place.where == FaultPlace::Where::data && place.offset + place.length > s_->options.max_file_bytes)
+    return SysResult::failure(EINVAL);
+  switch (place.where) {
+    case FaultPlace::Where::device:
+      break;
+    case FaultPlace::Where::data: {
+      auto r = region(place.path);
+      if (!r) return SysResult::failure(ENOENT);
+      if (place.length) *r = ByteRange{r->offset + place.offset, place.length};
+      resolved.ranges = {*r};
+      break;
+    }
+    case FaultPlace::Where::metadata:
+      // Everything but the file's data: the journal, inodes, directories and
+      // other files.
+      if (auto r = region(place.path)) resolved.ranges = {*r};
+      resolved.invert = true;
+      break;
+    case FaultPlace::Where::journal:
+      resolved.ranges = {ByteRange{0, kMetadataBlocks * kBlockSize}};
+      break;
+    case FaultPlace::Where::free:
+      // Space no file holds yet: every file's region past its committed size,
+      // and the regions of files not created yet. The metadata blocks and
+      // the raw device's bytes stay healthy.
+      resolved.ranges = {ByteRange{0, kDataRegionBlock * kBlockSize}};
+      for (const auto& [path, ino] : s_->names) {
+        const uint64_t pages = (s_->committed_size(ino) + kPageSize - 1) / kPageSize;
+        if (pages) resolved.ranges.push_back({s_->inode(ino).block_of(0) * kBlockSize, pages * kPageSize});
+      }
+      resolved.invert = true;
+      break;
+  }
+  s_->device.add_fault(resolved);
+  return SysResult::success();
+}
+
+SysResult FileSystem::heal() {
+  s_->device.heal();
+  return SysResult::success();
+}
+
+SysResult FileSystem::thin_limit(uint64_t headroom, FaultMode when_full) {
+  s_->device.set_thin(headroom, when_full);
+  return SysResult::success();
+}
+
+SysResult FileSystem::grow(uint64_t bytes) {
+  if (!s_->device.capacity_blocks()) return SysResult::failure(EINVAL);
+  s_->device.grow(bytes);
+  return SysResult::success();
+}
+
+uint64_t FileSystem::injected_hits() const { return s_->device.hits(); }
+std::string FileSystem::layer() const { return s_->device.last_layer(); }
+
+}  // namespace syncprobe::ref

@@ -1,0 +1,234 @@
+// The file-system API beyond what the catalogue's cases use: directories,
+// rename of trees, readdir, truncate, attributes, handles that go stale, and
+// what of it survives a power cut (names and sizes that were committed).
+#include <gtest/gtest.h>
+
+#include <cerrno>
+
+#include "test_rig.h"
+
+namespace syncprobe::ref::testing {
+namespace {
+
+std::vector<std::string> names(FileSystem& fs, const std::string& dir) {
+  std::vector<DirEntry> entries;
+  EXPECT_TRUE(fs.readdir(dir, entries).ok()) << dir;
+  std::vector<std::string> out;
+  for (const auto& e : entries) out.push_back(e.name + (e.dir ? "/" : ""));
+  return out;
+}
+
+int err_of(const SysResult& r) { return r.ok() ? 0 : r.err; }
+
+TEST(Namespace, DirectoriesHoldFilesAndListThem) {
+  FileSystem fs(make_policy("proposed"));
+  ASSERT_TRUE(fs.mkdir("a").ok());
+  ASSERT_TRUE(fs.mkdir("a/b").ok());
+  Handle h;
+  ASSERT_TRUE(fs.open("a/b/f", {}, h).ok());
+  ASSERT_TRUE(fs.open("a/g", {}, h).ok());
+  ASSERT_TRUE(fs.open("a-z", {}, h).ok());  // sorts between "a" and "a/"
+  EXPECT_EQ(names(fs, ""), (std::vector<std::string>{"a/", "a-z"}));
+  EXPECT_EQ(names(fs, "/a"), (std::vector<std::string>{"b/", "g"}));
+  EXPECT_EQ(names(fs, "a/b"), (std::vector<std::string>{"f"}));
+  Attr at;
+  ASSERT_TRUE(fs.getattr("a/b", at).ok());
+  EXPECT_TRUE(at.dir);
+  ASSERT_TRUE(fs.getattr("a/b/f", at).ok());
+  EXPECT_FALSE(at.dir);
+  EXPECT_EQ(at.nlink, 1u);
+}
+
+TEST(Namespace, ErrorsAsPosixNamesThem) {
+  FileSystem fs(make_policy("proposed"));
+  Handle h;
+  ASSERT_TRUE(fs.open("f", {}, h).ok());
+  ASSERT_TRUE(fs.mkdir("d").ok());
+  EXPECT_EQ(err_of(fs.open("x/y", {}, h)), ENOENT) << "no parent";
+  EXPECT_EQ(err_of(fs.open("f/y", {}, h)), ENOTDIR) << "a file as a directory";
+  EXPECT_EQ(err_of(fs.mkdir("d")), EEXIST);
+  EXPECT_EQ(err_of(fs.mkdir("x/y")), ENOENT);
+  EXPECT_EQ(err_of(fs.unlink("d")), EISDIR);
+  EXPECT_EQ(err_of(fs.rmdir("f")), ENOTDIR);
+  EXPECT_EQ(err_of(fs.unlink("nothing")), ENOENT);
+  OpenFlags excl;
+  excl.exclusive = true;
+  EXPECT_EQ(err_of(fs.open("f", excl, h)), EEXIST);
+  OpenFlags no_create;
+  no_create.create = false;
+  EXPECT_EQ(err_of(fs.open("g", no_create, h)), ENOENT);
+  EXPECT_EQ(err_of(fs.open("d", {}, h)), EISDIR) << "a directory opened for writing";
+  OpenFlags dir;
+  dir.directory = true;
+  EXPECT_EQ(err_of(fs.open("f", dir, h)), ENOTDIR);
+  ASSERT_TRUE(fs.open("d", dir, h).ok());
+  std::byte b[1]{};
+  EXPECT_EQ(err_of(fs.pwrite(h, b, 0)), EISDIR);
+  ASSERT_TRUE(fs.open("d/in", {}, h).ok());
+  EXPECT_EQ(err_of(fs.rmdir("d")), ENOTEMPTY);
+  std::vector<DirEntry> e;
+  EXPECT_EQ(err_of(fs.readdir("f", e)), ENOTDIR);
+}
+
+TEST(Namespace, RenameMovesTreesAndReplacesFiles) {
+  FileSystem fs(make_policy("proposed"));
+  Handle h;
+  ASSERT_TRUE(fs.mkdir("a").ok());
+  ASSERT_TRUE(fs.mkdir("a/b").ok());
+  ASSERT_TRUE(fs.open("a/b/f", {}, h).ok());
+  const std::byte data[3]{std::byte{1}, std::byte{2}, std::byte{3}};
+  ASSERT_TRUE(fs.pwrite(h, data, 0).ok());
+  ASSERT_TRUE(fs.rename("a", "z").ok());
+  EXPECT_EQ(names(fs, ""), (std::vector<std::string>{"z/"}));
+  Attr at;
+  ASSERT_TRUE(fs.getattr("z/b/f", at).ok());
+  EXPECT_EQ(at.size, 3u);
+  EXPECT_EQ(err_of(fs.getattr("a/b/f", at)), ENOENT);
+  EXPECT_EQ(err_of(fs.rename("z", "z/b/inside")), EINVAL) << "a directory into itself";
+  // Replacing a file: the old one keeps its open description, loses its name.
+  Handle old;
+  ASSERT_TRUE(fs.open("victim", {}, old).ok());
+  ASSERT_TRUE(fs.rename("z/b/f", "victim").ok());
+  ASSERT_TRUE(fs.fgetattr(old, at).ok());
+  EXPECT_EQ(at.nlink, 0u);
+  ASSERT_TRUE(fs.getattr("victim", at).ok());
+  EXPECT_EQ(at.size, 3u);
+  ASSERT_TRUE(fs.mkdir("empty").ok());
+  EXPECT_EQ(err_of(fs.rename("victim", "empty")), EISDIR);
+  EXPECT_EQ(err_of(fs.rename("empty", "victim")), ENOTDIR);
+  EXPECT_EQ(err_of(fs.rename("empty", "z")), ENOTEMPTY);
+  ASSERT_TRUE(fs.rename("z/b", "empty").ok()) << "onto an empty directory";
+  EXPECT_EQ(names(fs, "empty"), std::vector<std::string>{});
+}
+
+TEST(Namespace, CommittedNamesAndSizesSurviveAPowerCutOthersDoNot) {
+  FileSystem fs(make_policy("proposed"));
+  Handle h, d;
+  ASSERT_TRUE(fs.mkdir("kept").ok());
+  ASSERT_TRUE(fs.open("kept/f", {}, h).ok());
+  const std::vector<std::byte> page(4096, std::byte{7});
+  ASSERT_TRUE(fs.pwrite(h, page, 0).ok());
+  ASSERT_TRUE(fs.fsync(h, false).ok());  // commits the namespace with the inode
+  ASSERT_TRUE(fs.mkdir("lost").ok());     // never committed
+  ASSERT_TRUE(fs.power_cut().ok());
+  EXPECT_EQ(names(fs, ""), (std::vector<std::string>{"kept/"}));
+  Attr at;
+  ASSERT_TRUE(fs.getattr("kept/f", at).ok());
+  EXPECT_EQ(at.size, 4096u);
+  EXPECT_EQ(err_of(fs.fsync(h, false)), EBADF) << "the power took every description";
+  ReadBack rb = fs.read_back("kept/f", 0, 4096);
+  ASSERT_TRUE(rb.result.ok());
+  EXPECT_EQ(rb.data, page);
+}
+
+TEST(Namespace, TruncateShrinksGrowsAndZeroesTheTail) {
+  FileSystem fs(make_policy("proposed"));
+  Handle h;
+  ASSERT_TRUE(fs.open("f", {}, h).ok());
+  const std::vector<std::byte> data(3 * 4096, std::byte{9});
+  ASSERT_TRUE(fs.pwrite(h, data, 0).ok());
+  ASSERT_TRUE(fs.truncate("f", 5000).ok());
+  Attr at;
+  ASSERT_TRUE(fs.getattr("f", at).ok());
+  EXPECT_EQ(at.size, 5000u);
+  ASSERT_TRUE(fs.ftruncate(h, 8192).ok());
+  std::vector<std::byte> back(8192);
+  ASSERT_EQ(fs.pread(h, back, 0).ret, 8192);
+  for (size_t i = 0; i < back.size(); ++i)
+    ASSERT_EQ(back[i], i < 5000 ? std::byte{9} : std::byte{0}) << "byte " << i;
+  OpenFlags ro;
+  ro.read_only = true;
+  Handle r;
+  ASSERT_TRUE(fs.open("f", ro, r).ok());
+  EXPECT_EQ(err_of(fs.ftruncate(r, 0)), EINVAL);
+  EXPECT_EQ(err_of(fs.truncate("f", 1ull << 40)), EFBIG);
+}
+
+// Truncation is durable with the journal commit that records the new size:
+// before it, a power cut brings back the old size and data; after it, the
+// cut-off blocks are gone and a hole made later reads as zeros.
+TEST(Namespace, TruncationIsDurableWithItsCommit) {
+  for (bool committed : {false, true}) {
+    SCOPED_TRACE(committed ? "committed" : "not committed");
+    FileSystem fs(make_policy("proposed"));
+    Handle h;
+    ASSERT_TRUE(fs.open("f", {}, h).ok());
+    const std::vector<std::byte> old(2 * 4096, std::byte{5});
+    ASSERT_TRUE(fs.pwrite(h, old, 0).ok());
+    ASSERT_TRUE(fs.fsync(h, false).ok());
+    ASSERT_TRUE(fs.ftruncate(h, 0).ok());
+    ASSERT_TRUE(fs.drop_caches().ok());
+    std::vector<std::byte> back(4096);
+    const std::vector<std::byte> page(4096, std::byte{6}), zeros(4096, std::byte{0});
+    ASSERT_TRUE(fs.pwrite(h, page, 4096).ok());  // page 0 is now a hole
+    ASSERT_EQ(fs.pread(h, back, 0).ret, 4096);
+    EXPECT_EQ(back, zeros) << "a hole never shows the data truncated away";
+    if (committed) {
+      ASSERT_TRUE(fs.fsync(h, false).ok());
+    }
+    ASSERT_TRUE(fs.power_cut().ok());
+    ReadBack rb = fs.read_back("f", 0, 8192);
+    ASSERT_TRUE(rb.result.ok());
+    ASSERT_EQ(rb.data.size(), 8192u);
+    const std::vector<std::byte> head(rb.data.begin(), rb.data.begin() + 4096);
+    const std::vector<std::byte> tail(rb.data.begin() + 4096, rb.data.end());
+    EXPECT_EQ(head, committed ? zeros : std::vector<std::byte>(4096, std::byte{5}));
+    EXPECT_EQ(tail, committed ? page : std::vector<std::byte>(4096, std::byte{5}));
+  }
+}
+
+TEST(Namespace, StaleHandlesGetEbadfEvenWhenTheirSlotIsReused) {
+  FileSystem fs(make_policy("proposed"));
+  Handle a, b;
+  ASSERT_TRUE(fs.open("f", {}, a).ok());
+  ASSERT_TRUE(fs.close(a).ok());
+  ASSERT_TRUE(fs.open("g", {}, b).ok());  // reuses a's slot
+  EXPECT_EQ(err_of(fs.close(a)), EBADF);
+  std::byte x[1]{};
+  EXPECT_EQ(err_of(fs.pwrite(a, x, 0)), EBADF);
+  EXPECT_TRUE(fs.pwrite(b, x, 0).ok());
+  EXPECT_EQ(fs.stats().open_files, 1u);
+  EXPECT_EQ(err_of(fs.remount()), EBUSY);
+  ASSERT_TRUE(fs.close(b).ok());
+  EXPECT_TRUE(fs.remount().ok());
+}
+
+TEST(Namespace, ModesAndTimesAreKeptInCore) {
+  FileSystem fs(make_policy("proposed"));
+  Handle h;
+  ASSERT_TRUE(fs.open("f", {}, h, 0600).ok());
+  Attr at;
+  ASSERT_TRUE(fs.getattr("f", at).ok());
+  EXPECT_EQ(at.mode, 0600u);
+  ASSERT_TRUE(fs.chmod("f", 0755).ok());
+  const timespec t{1000, 5};
+  ASSERT_TRUE(fs.utimens("f", std::nullopt, t).ok());
+  ASSERT_TRUE(fs.getattr("f", at).ok());
+  EXPECT_EQ(at.mode, 0755u);
+  EXPECT_EQ(at.mtime.tv_sec, 1000);
+  EXPECT_EQ(at.mtime.tv_nsec, 5);
+}
+
+TEST(Namespace, AFaultOnPartOfAFileFailsOnlyThatPart) {
+  for (const char* policy : {"proposed", "linux-4.17"}) {
+    SCOPED_TRACE(policy);
+    FileSystem fs(make_policy(policy));
+    Handle h;
+    ASSERT_TRUE(fs.open("f", {}, h).ok());
+    FaultRule rule, got;
+    rule.err = ENOSPC;
+    ASSERT_TRUE(fs.fault({FaultPlace::Where::data, "f", 4096, 4096}, rule, got).ok());
+    ASSERT_EQ(got.ranges.size(), 1u);
+    EXPECT_EQ(got.ranges[0].length, 4096u);
+    const std::vector<std::byte> page(4096, std::byte{1});
+    ASSERT_TRUE(fs.pwrite(h, page, 0).ok());
+    ASSERT_TRUE(fs.fsync(h, false).ok()) << "page 0 is outside the fault";
+    ASSERT_TRUE(fs.pwrite(h, page, 4096).ok());
+    EXPECT_EQ(err_of(fs.fsync(h, false)), ENOSPC);
+    EXPECT_EQ(fs.injected_hits(), 1u);
+    EXPECT_EQ(err_of(fs.fault({FaultPlace::Where::data, "nope"}, rule, got)), ENOENT);
+  }
+}
+
+}  // namespace
+}  // namespace syncprobe::ref::testing

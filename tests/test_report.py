@@ -49,7 +49,7 @@ def parse(path):
 
 
 def test_files_written(runs):
-    _, _, out, proc = runs
+    a, _, out, proc = runs
     assert str(out / "index.html") in proc.stdout
     for f in ("index.html", "junit.xml", "summary.md"):
         assert (out / f).exists(), f
@@ -103,6 +103,14 @@ def test_case_page_shows_steps(runs):
     page = (out / "cases" / "reference_proposed" / "seed-two-process.html").read_text()
     assert "tag A" in page and "EIO" in page
     assert 'id="step-9"' in page
+
+
+def test_a_signal_is_shown_as_the_outcome(runs):
+    # A read through a mapping that dies with SIGBUS has no errno: the page
+    # says which signal, and the report is still built.
+    _, _, out, _ = runs
+    page = (out / "cases" / "reference_linux-5.8_xfs" / "shutdown-dirty-data-log.html").read_text()
+    assert "-1 SIGBUS" in page
 
 
 def test_junit(runs):

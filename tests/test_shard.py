@@ -107,15 +107,13 @@ def test_reference_sharded_on_parallel_equals_unsharded(syncprobe, reference_run
 @needs_root
 def test_host_sharded_on_parallel_equals_unsharded(syncprobe, tmp_path):
     env = dict(os.environ, SYNCPROBE_SCRATCH=str(tmp_path / "scratch"))
-    # ext4 and xfs answer the same twice; btrfs (whole-device faults: when its
-    # transaction aborts depends on timing) and ext4 data=journal's eviction
-    # case did not always, so a difference there would be the kernel's, not
-    # the merge's.
-    hosts = ["--target", "host:ext4", "--target", "host:xfs"]
-    syncprobe("run", *hosts, "--out", tmp_path / "whole", "--no-progress", check=True, env=env,
-              timeout=1800)
+    # Cases whose outcome on this kernel does not depend on timing: two
+    # unsharded runs of metadata-journal-failure on ext4 were seen to differ
+    # (journal commit timing), which would say nothing about sharding.
+    args = ["--target", "host:ext4", "--target", "host:xfs", "--case", "seed-*", "--case", "sync-path-*"]
+    syncprobe("run", *args, "--out", tmp_path / "whole", "--no-progress", check=True, env=env, timeout=1800)
     # Host shards on one machine run one at a time: they share its page cache.
-    shards = sharded(tmp_path, 2, 1, *hosts, env=env)
+    shards = sharded(tmp_path, 2, 1, *args, env=env)
     syncprobe("merge", *shards, "-o", tmp_path / "merged", check=True)
     whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
     merged = json.loads((tmp_path / "merged" / "summary.json").read_text())

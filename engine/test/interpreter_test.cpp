@@ -5,6 +5,7 @@
 
 #include <optional>
 
+#include "syncprobe/forwarding_process.h"
 #include "syncprobe/interpreter.h"
 #include "syncprobe/storage.h"
 
@@ -129,6 +130,18 @@ TEST(Interpreter, SigbusIsAnOutcomeAndShutdownPassesItsFlush) {
   EXPECT_TRUE(j["errno"].is_null()) << "a signal is not an errno";
   EXPECT_EQ(j["bytes"], 4096);
   EXPECT_EQ(j["data"]["tag"], "zero") << "what was read before the signal";
+}
+
+// A decorator forwards mapped reads too: the signal and the residency reach
+// the case through it (the host's storage wraps its processes so).
+TEST(ForwardingProcess, ForwardsMappedReads) {
+  SigbusProcess inner;
+  ForwardingProcess outer(inner);
+  std::vector<std::byte> buf(8192);
+  MappedRead m = outer.mmap_read(3, buf, 0);
+  EXPECT_EQ(m.signal, "SIGBUS");
+  EXPECT_EQ(m.resident, (std::vector<bool>{true, false}));
+  EXPECT_EQ(m.copied, 4096u);
 }
 
 }  // namespace

@@ -411,7 +411,7 @@ SysResult FileSystem::shutdown(ShutdownFlush flush, ShutdownReport& report) {
     case ShutdownFlush::log: {
       // The log holds names, not the size of an append whose data is still
       // dirty: ext4 (i_disksize, delayed allocation) and xfs (di_size at I/O
-      // completion) move the on-disk size with the data. probes/shutdown.sh.
+      // completion) move the on-disk size with the data. docs/probes/shutdown.sh.
       std::vector<std::pair<Inode*, uint64_t>> appended;
       for (auto& [ino, in] : s.inodes)
         if (in->mapping.dirty_pages() && !in->raw) {

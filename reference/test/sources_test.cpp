@@ -208,7 +208,7 @@ TEST(Capabilities, PlatformsLackWhatTheyDoNotHave) {
 // NOLOGFLUSH writes nothing. Then every call fails; on xfs a resident page is
 // still readable through a mapping and a page not in the cache raises SIGBUS
 // (ext4 refuses the mmap); after a remount the disk holds what was written
-// before the shutdown. probes/shutdown.sh measured the same on 6.18.
+// before the shutdown. docs/probes/shutdown.sh measured the same on 6.18.
 TEST(Shutdown, FlushModesDecideWhatTheDiskHolds) {
   struct Want {
     ShutdownFlush flush;

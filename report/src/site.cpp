@@ -204,11 +204,14 @@ std::string platform_cell(const json& t) {
   return s;
 }
 
-// Why a step failed: its errno by name, or (app steps, a harness failure)
-// what failed instead; never an errno the call did not return.
+// Why a step failed: its errno by name, or (app steps, a harness failure, a
+// signal) what failed instead; never an errno the call did not return.
 static std::string failure_text(const json& o, const std::string& unknown) {
   if (o.contains("errno") && o["errno"].is_string()) return o["errno"].get<std::string>();
   if (o.contains("harness")) return "harness failure";
+  if (o.contains("detail") && o["detail"].is_object() && o["detail"].contains("signal") &&
+      o["detail"]["signal"].is_string())
+    return o["detail"]["signal"].get<std::string>();  // a SIGBUS through a mapping
   if (o.contains("detail") && o["detail"].contains("app"))
     return "program failed (exit " + std::to_string(o["detail"]["app"].value("exit_status", -1)) + ")";
   return unknown;

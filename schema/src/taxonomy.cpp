@@ -73,10 +73,10 @@ constexpr std::array kAxes = {
 
 constexpr std::array kFaultClasses = {
     FaultClass{"data-write", "transient data-write error",
-               "writes of the file's data fail (EIO or another errno, not ENXIO); metadata and journal "
-               "stay healthy; the device is repaired later"},
+               "writes of the file's data (range data, or free: an append's new blocks) fail with EIO or "
+               "another errno but ENXIO; metadata and journal stay healthy; the device is repaired later"},
     FaultClass{"metadata", "metadata or journal write error",
-               "writes outside the file's data fail: inodes, directories, the journal"},
+               "writes outside the file's data fail (range metadata), or the journal's only (range journal)"},
     FaultClass{"device-gone", "device gone (ENXIO)",
                "writes fail with ENXIO, as when the path to the device is lost"},
     FaultClass{"thin-enospc", "thin pool out of space",
@@ -88,6 +88,9 @@ constexpr std::array kFaultClasses = {
     FaultClass{"read", "read error", "reads of the named range fail"},
     FaultClass{"dropped-write", "writes silently dropped", "the device acknowledges writes it never makes"},
     FaultClass{"device-hang", "device hangs", "the device never answers the named operations"},
+    FaultClass{"shutdown", "filesystem shut down",
+               "the filesystem is shut down with dirty data in the cache (XFS_IOC_GOINGDOWN, "
+               "EXT4_IOC_SHUTDOWN); the device itself works"},
 };
 
 constexpr std::array kRuleVerdicts = {
@@ -145,16 +148,18 @@ const Value* find_value(const Axis& axis, std::string_view name) {
 std::string_view fault_class_of(const Case& c) {
   for (const auto& s : c.steps) {
     if (s.kind == StepKind::thin_limit) return "thin-enospc";
+    if (s.kind == StepKind::shutdown) return "shutdown";
     if (s.kind != StepKind::fault) continue;
     if (s.arg("mode") == "hang") return "device-hang";
     if (s.arg("mode") == "drop") return "dropped-write";
     if (s.arg("io") == "flush") return "flush";
     if (s.arg("io") == "read") return "read";
     if (s.arg("errno") == "ENXIO") return "device-gone";
-    // A journal-only fault is a metadata fault; free space is where new data goes.
-    if (s.arg("range") == "metadata" || s.arg("range") == "journal") return "metadata";
-    if (s.arg("range") == "device") return "device-write";
-    return "data-write";
+    const std::string range = s.arg("range");
+    if (range == "metadata" || range == "journal") return "metadata";
+    if (range == "device") return "device-write";
+    if (range == "data" || range == "free") return "data-write";  // free: where an append's new data goes
+    return "";  // a range this table does not know decides no profile, rather than a wrong one
   }
   return "";
 }

@@ -78,10 +78,15 @@ TEST(Taxonomy, FaultClassComesFromTheFirstFault) {
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"journal\" }")), "metadata");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"free\" }")), "data-write");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"metadata\" }")), "metadata");
+  EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"journal\" }")), "metadata");
+  EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"free\" }")), "data-write");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"device\" }")), "device-write");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"device\", io = \"flush\" }")), "flush");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"thin_limit\", headroom = 0 }, { op = \"fault\" }")), "thin-enospc");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"sync\" }, { op = \"power_cut\" }")), "");
+  EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"journal\" }")), "metadata");
+  EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"free\" }")), "data-write");
+  EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"shutdown\", flush = \"log\" }")), "shutdown");
 }
 
 TEST(Taxonomy, TonesOfValuesAndVerdicts) {

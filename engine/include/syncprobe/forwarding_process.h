@@ -24,6 +24,11 @@ class ForwardingProcess : public Process {
   SysResult msync_write(int fd, std::span<const std::byte> d, uint64_t o) override {
     return seen(target_.msync_write(fd, d, o));
   }
+  MappedRead mmap_read(int fd, std::span<std::byte> d, uint64_t o) override {
+    MappedRead m = target_.mmap_read(fd, d, o);
+    m.result = seen(m.result);
+    return m;
+  }
   SysResult syncfs(int fd) override { return seen(target_.syncfs(fd)); }
   SysResult sync() override { return seen(target_.sync()); }
   SysResult stat(const std::string& path) override { return seen(target_.stat(path)); }

@@ -254,7 +254,7 @@ class HostTarget final : public Target {
     if (use_dm()) return "";
     if (capability == "shutdown" && h_.shutdown.empty())
       return h_.fs + " has no shutdown ioctl here (btrfs on 6.18 answers XFS_IOC_GOINGDOWN with "
-                     "ENOTTY: probes/shutdown.sh)";
+                     "ENOTTY: docs/probes/shutdown.sh)";
     if (capability == "fault:free" && h_.fs == "btrfs")
       return "btrfs has no FS_IOC_GETFSMAP (ENOTTY): its free space cannot be located";
     if (capability == "fault:journal" && h_.fs == "btrfs")

@@ -2,7 +2,7 @@
 # A file created and written, then the filesystem shut down with LOGFLUSH
 # (xfs_io -x -c "shutdown -f", XFS_IOC_GOINGDOWN / EXT4_IOC_SHUTDOWN flag 1):
 # does the remounted filesystem have the name, and what size?
-#   probes/logflush_create.sh FSTYPE
+#   docs/probes/logflush_create.sh FSTYPE
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 fs=$1

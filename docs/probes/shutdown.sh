@@ -1,6 +1,6 @@
 #!/bin/bash
 # Issue 16 §2 on this machine's kernel: shutdown_probe, then a remount and
-# what the disk holds.   probes/shutdown.sh FSTYPE FLAG [MOUNT OPTIONS]   (FLAG: 0, 1, 2)
+# what the disk holds.   docs/probes/shutdown.sh FSTYPE FLAG [MOUNT OPTIONS]   (FLAG: 0, 1, 2)
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 fstype=$1 flag=$2 opts=${3:-}

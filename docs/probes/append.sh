@@ -1,7 +1,7 @@
 #!/bin/bash
 # Issue 16 §1 on this machine's kernel: append_probe on a filesystem whose
 # never-written blocks fail while the fault is on (see lib.sh), then a
-# remount and a last read.   probes/append.sh FSTYPE [MOUNT OPTIONS]
+# remount and a last read.   docs/probes/append.sh FSTYPE [MOUNT OPTIONS]
 here=$(cd "$(dirname "$0")" && pwd)
 . "$here/lib.sh"
 fstype=$1 opts=${2:-}

@@ -130,6 +130,9 @@ def test_bash_completion(prefix):
     assert complete(script, "syncprobe", "list", "ta") == ["targets", "taxonomy"]
     assert "reference:proposed" in complete(script, "syncprobe", "run", "--target", "reference:p")
     assert "seed-two-process" in complete(script, "syncprobe", "run", "--case", "seed-t")
+    assert "refmount:proposed" in complete(script, "syncprobe", "run", "--target", "refmount:p")
+    assert complete(script, "syncprobe", "mo") == ["mount"]
+    assert complete(script, "syncprobe", "mount", "--policy", "prop") == ["proposed"]
 
 
 @pytest.fixture(scope="module")

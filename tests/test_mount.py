@@ -5,6 +5,7 @@ made in the test's own scratch directory and unmounted on the way out."""
 import errno
 import json
 import os
+import pathlib
 import shutil
 import signal
 import subprocess
@@ -87,6 +88,22 @@ def mount(tmp_path):
     for m in mounts:
         m.stop()
         assert not mounted(m.point), f"{m.point} left mounted"
+        assert m.proc.poll() is not None, f"the daemon of {m.point} outlived its mount"
+        assert not daemons_serving(m.point)
+
+
+def daemons_serving(point):
+    """Processes whose command line names `point` (a syncprobe mount left behind)."""
+    found = []
+    for proc in pathlib.Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if str(point).encode() in cmd and any(c.endswith(b"syncprobe") for c in cmd[:1]):
+                found.append(int(proc.name))
+    return found
 
 
 def fsync_errno(fd):
@@ -174,6 +191,94 @@ def test_each_open_is_its_own_description(mount):
     assert results["proposed"][1] == errno.EIO, "a wrote the page that failed"
 
 
+# Another process: opens FILE (at once, or when told), then fsyncs it when
+# told and prints fsync's errno (0 when it succeeds).
+HOLDER = """
+import os, sys
+def fsync_errno(fd):
+    try:
+        os.fsync(fd)
+        return 0
+    except OSError as e:
+        return e.errno
+if sys.argv[2] == "later":
+    sys.stdin.readline()
+fd = os.open(sys.argv[1], os.O_RDWR)
+print("open", flush=True)
+sys.stdin.readline()
+print(fsync_errno(fd), flush=True)
+"""
+
+
+class Holder:
+    def __init__(self, path, when):
+        self.p = subprocess.Popen(["/usr/bin/python3", "-c", HOLDER, path, when], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, text=True)
+        if when == "now":
+            assert self.p.stdout.readline().strip() == "open"
+
+    def tell(self):
+        self.p.stdin.write("go\n")
+        self.p.stdin.flush()
+
+    def open(self):
+        self.tell()
+        assert self.p.stdout.readline().strip() == "open"
+
+    def fsync(self):
+        self.tell()
+        return int(self.p.stdout.readline())
+
+    def stop(self):
+        self.p.kill()
+        self.p.wait()
+
+
+@pytest.mark.parametrize("policy, newcomer", [
+    # proposed: a description opened after the failure, which wrote nothing, is clean (R4).
+    ("proposed", 0),
+    # linux-4.17: an error nobody has seen goes to the next description opened.
+    ("linux-4.17", errno.EIO),
+    # linux-4.13: the cursor is sampled at open, so a later opener never sees it.
+    ("linux-4.13", 0),
+])
+def test_two_processes_each_see_their_own_error(mount, policy, newcomer):
+    """Per-description reporting between real processes: this process writes
+    the page that fails in background writeback; another process that had
+    the file open before the failure, and a third that opens it after, fsync."""
+    m = mount(policy)
+    with open(m.path("f"), "wb") as f:
+        f.write(b"0" * 4096)
+    before, after = Holder(m.path("f"), "now"), Holder(m.path("f"), "later")
+    try:
+        fd = os.open(m.path("f"), os.O_RDWR)
+        m.fault("--range", "f")
+        os.pwrite(fd, b"w" * 4096, 0)
+        m.fault("writeback")  # fails in the background: nobody has been told yet
+        after.open()
+        assert after.fsync() == newcomer
+        assert before.fsync() == errno.EIO, "the error happened while it had the file open"
+        assert fsync_errno(fd) == errno.EIO, "the writer is told under every policy"
+        os.close(fd)
+    finally:
+        before.stop()
+        after.stop()
+
+
+@pytest.mark.parametrize("policy", ["proposed", "linux-4.17"])
+def test_fio_verifies_its_data_on_the_mount(mount, policy):
+    if not shutil.which("fio"):
+        pytest.skip("fio not installed (scripts/setup --bench)")
+    m = mount(policy)
+    p = subprocess.run(["fio", "--name=verify", f"--directory={m.point}", "--rw=randwrite", "--bs=4k", "--size=4m",
+                        "--fsync=16", "--verify=crc32c", "--do_verify=1", "--ioengine=psync",
+                        "--output-format=json"], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr
+    job = json.loads(p.stdout[p.stdout.index("{"):])["jobs"][0]
+    assert job["error"] == 0 and job["write"]["total_ios"] == 1024 and job["read"]["total_ios"] == 1024
+    assert m.status()["device_flushes"] >= 1024 // 16, "fio's fsyncs reached the model's device"
+
+
 def test_power_cut_loses_what_was_not_flushed(mount):
     m = mount("proposed")
     with open(m.path("kept"), "wb") as f:
@@ -245,9 +350,10 @@ def test_background_mode_returns_once_mounted(tmp_path):
     finally:
         subprocess.run(["fusermount3", "-u", str(point)], capture_output=True)
         deadline = time.time() + 10
-        while mounted(point) and time.time() < deadline:
+        while (mounted(point) or daemons_serving(point)) and time.time() < deadline:
             time.sleep(0.05)
     assert not mounted(point)
+    assert not daemons_serving(point), "the background daemon outlived its mount"
 
 
 @pytest.mark.parametrize("policy", ["proposed", "linux-4.17", "openbsd", "freebsd"])

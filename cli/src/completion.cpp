@@ -40,7 +40,9 @@ std::string value_words(const CLI::Option* o) {
   if (auto c = choices(o); !c.empty()) return "COMPREPLY=($(compgen -W '" + c + "' -- \"$cur\"))";
   const std::string n = o->get_name(false, true);
   if (n.find("target") != std::string::npos)
-    return "COMPREPLY=($(compgen -W \"$(syncprobe list targets 2>/dev/null | awk '/^ *(reference|host|vm):/ {print $1}')\" -- \"$cur\"))";
+    return "COMPREPLY=($(compgen -W \"$(syncprobe list targets 2>/dev/null | awk '/^ *(reference|refmount|host|vm):/ {print $1}')\" -- \"$cur\"))";
+  if (o->check_lname("policy"))
+    return "COMPREPLY=($(compgen -W \"$(syncprobe list policies 2>/dev/null | awk '/^[a-z0-9]/ {print $1}')\" -- \"$cur\"))";
   if (o->check_lname("case"))
     return "COMPREPLY=($(compgen -W \"$(syncprobe list cases 2>/dev/null | awk '/^[a-z0-9]/ {print $1}')\" -- \"$cur\"))";
   return "COMPREPLY=($(compgen -d -- \"$cur\"))";

@@ -67,6 +67,39 @@ TEST(Control, ARangeWithinAFileAndTheOtherEvents) {
   EXPECT_TRUE(mt.ask({{"op", "remount"}})["ok"]);
 }
 
+// The requests refmount:<policy> sends besides the fault: settle, read-back,
+// sync, thin, limits and shutdown.
+TEST(Control, WhatTheTargetAsks) {
+  Mounted mt("proposed");
+  ref::FileSystem& fs = mt.m.fs();
+  ref::Handle h;
+  ASSERT_TRUE(fs.open("f", {}, h).ok());
+  const std::vector<std::byte> page(4096, std::byte{0xab});
+  ASSERT_TRUE(fs.pwrite(h, page, 0).ok());
+  auto r = mt.ask({{"op", "settle"}, {"open", 1}});
+  EXPECT_TRUE(r["ok"]) << r.dump();
+  EXPECT_EQ(r["open_files"], 1);
+  r = mt.ask({{"op", "settle"}, {"open", 0}});  // nothing will close it: gives up after its second
+  EXPECT_FALSE(r["ok"]);
+  EXPECT_NE(r["error"].get<std::string>().find("still open"), std::string::npos);
+  EXPECT_TRUE(mt.ask({{"op", "sync"}})["ok"]);
+  EXPECT_EQ(mt.ask({{"op", "status"}})["dirty_pages"], 0) << "sync wrote the page";
+  ASSERT_TRUE(fs.close(h).ok());
+  r = mt.ask({{"op", "read-back"}, {"path", "f"}, {"offset", 0}, {"length", 2}});
+  ASSERT_TRUE(r["ok"]) << r.dump();
+  EXPECT_EQ(r["hex"], "abab");
+  EXPECT_EQ(r["ret"], 2);
+  r = mt.ask({{"op", "thin"}, {"headroom", 8192}, {"when_full", "error"}});
+  ASSERT_TRUE(r["ok"]) << r.dump();
+  EXPECT_EQ(r["capacity_blocks"].get<uint64_t>(), r["allocated_blocks"].get<uint64_t>() + 2);
+  EXPECT_EQ(mt.ask({{"op", "thin"}, {"headroom", 1}, {"when_full", "later"}})["error"], "when_full: error or queue");
+  EXPECT_TRUE(mt.ask({{"op", "memory-limit"}, {"bytes", 65536}})["ok"]);
+  EXPECT_TRUE(mt.ask({{"op", "cache-limit"}, {"bytes", 1 << 20}})["ok"]);
+  r = mt.ask({{"op", "shutdown"}, {"flush", "sync"}});
+  ASSERT_TRUE(r["ok"]) << r.dump();
+  EXPECT_TRUE(r.contains("sync"));
+}
+
 TEST(Control, BadRequestsSayWhy) {
   Mounted mt("proposed");
   auto why = [&](const nlohmann::json& q) { return mt.ask(q).value("error", std::string()); };

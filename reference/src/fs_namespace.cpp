@@ -245,6 +245,7 @@ SysResult FileSystem::unlink(const std::string& path) {
   in.nlink = 0;
   in.ctime = now();
   s.journal_dirty = true;
+  s.forget_if_orphan(in);
   return SysResult::success();
 }
 
@@ -269,9 +270,13 @@ SysResult FileSystem::rename(const std::string& from, const std::string& to) {
     if (dst.is_dir) {
       if (has_children(s, t)) return SysResult::failure(ENOTEMPTY);
     }
-    dst.nlink = 0;  // replaced: its open descriptions keep it
   }
   if (src.is_dir && within(t, f)) return SysResult::failure(EINVAL);  // into itself
+  if (target != s.names.end() && target->second != ino) {
+    Inode& dst = s.inode(target->second);
+    dst.nlink = 0;  // replaced: its open descriptions keep it
+    s.forget_if_orphan(dst);
+  }
   s.names.erase(f);
   s.names[t] = ino;
   if (src.is_dir) {  // the subtree moves with it

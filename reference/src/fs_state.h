@@ -226,6 +226,10 @@ struct FileSystem::State {
   IoResult truncate_inode(Inode& in, uint64_t size);
   // Discards the device blocks of truncated pages (after a journal commit).
   void discard_truncated();
+  // A file with no name and no open description is evicted, as the kernel
+  // evicts such an inode: its pages go unwritten now, its blocks once the
+  // unlink is committed (a power cut before that brings name and data back).
+  void forget_if_orphan(Inode& in);
   // A write reached `end`: mtime, size.
   void touch_inode(Inode& in, uint64_t end) {
     if (in.raw) return;

@@ -320,6 +320,13 @@ void State::release_file(Handle h) {
   handles[slot].file.reset();
   free_handles.push_back(slot);
   --open_files;
+  forget_if_orphan(in);
+}
+
+void State::forget_if_orphan(Inode& in) {
+  if (in.nlink || in.is_dir || in.raw || !in.files.empty()) return;
+  in.mapping.clear();
+  in.truncated.add(0, in.max_pages());
 }
 
 void State::release_all_files() {

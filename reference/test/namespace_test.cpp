@@ -232,3 +232,53 @@ TEST(Namespace, AFaultOnPartOfAFileFailsOnlyThatPart) {
 
 }  // namespace
 }  // namespace syncprobe::ref::testing
+
+namespace syncprobe::ref::testing {
+namespace {
+
+// A file with no name and no open description is evicted: its pages at once,
+// its device blocks once the unlink is committed, so a mount that creates and
+// deletes files does not grow; a power cut before the commit brings it back.
+TEST(Namespace, ADeletedFileGivesBackItsMemory) {
+  FileSystem fs(make_policy("proposed"));
+  const std::vector<std::byte> mib(1 << 20, std::byte{7});
+  auto write_file = [&](const std::string& name) {
+    Handle h;
+    ASSERT_TRUE(fs.open(name, {}, h).ok());
+    for (uint64_t off = 0; off < (4u << 20); off += mib.size()) ASSERT_TRUE(fs.pwrite(h, mib, off).ok());
+    ASSERT_TRUE(fs.fsync(h, false).ok());
+    ASSERT_TRUE(fs.close(h).ok());
+  };
+  write_file("a");
+  ASSERT_TRUE(fs.sync().ok());
+  const uint64_t reserved = fs.stats().frame_bytes_reserved;
+  for (int round = 0; round < 4; ++round) {
+    ASSERT_TRUE(fs.unlink("a").ok());
+    EXPECT_EQ(fs.stats().cached_pages, 0u) << "no name, nothing open: evicted";
+    ASSERT_TRUE(fs.sync().ok());  // commits the unlink: the blocks may go
+    write_file("a");
+  }
+  EXPECT_EQ(fs.stats().frame_bytes_reserved, reserved) << "four rounds reused the first round's frames";
+
+  // Unlinked while open: the description keeps it, whole, until it closes.
+  Handle h;
+  ASSERT_TRUE(fs.open("a", {}, h).ok());
+  ASSERT_TRUE(fs.unlink("a").ok());
+  std::vector<std::byte> back(4096);
+  ASSERT_TRUE(fs.pread(h, back, 0).ok());
+  EXPECT_EQ(back[0], std::byte{7});
+  ASSERT_TRUE(fs.close(h).ok());
+
+  // Not committed when the power goes: name and data come back.
+  write_file("b");
+  ASSERT_TRUE(fs.sync().ok());
+  ASSERT_TRUE(fs.unlink("b").ok());
+  ASSERT_TRUE(fs.power_cut().ok());
+  ASSERT_TRUE(fs.open("b", {}, h).ok());
+  ASSERT_TRUE(fs.pread(h, back, (4u << 20) - 4096).ok());
+  EXPECT_EQ(back[0], std::byte{7});
+  ASSERT_TRUE(fs.close(h).ok());
+}
+
+}  // namespace
+}  // namespace syncprobe::ref::testing

@@ -11,7 +11,7 @@ BUILD = pathlib.Path(os.environ.get("SYNCPROBE_BUILD", ROOT / "build"))
 
 @pytest.fixture(scope="session")
 def syncprobe():
-    exe = BUILD / "runner" / "syncprobe"
+    exe = BUILD / "bin" / "syncprobe"
     if not exe.exists():
         pytest.fail(f"{exe} not built: run scripts/build first")
 

@@ -13,7 +13,7 @@ import pytest
 
 from conftest import BUILD
 
-EXE = BUILD / "faults" / "syncprobe-blockdev"
+EXE = BUILD / "libexec" / "syncprobe" / "syncprobe-blockdev"
 pytestmark = [
     pytest.mark.skipif(os.geteuid() != 0, reason="FUSE mounts need root here"),
     pytest.mark.skipif(not pathlib.Path("/dev/fuse").exists(), reason="no /dev/fuse"),

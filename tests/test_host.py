@@ -111,7 +111,7 @@ def _wait_for_loop(scratch, proc, timeout=120):
 def _start_run(scratch, out):
     env = dict(os.environ, SYNCPROBE_SCRATCH=str(scratch))
     return subprocess.Popen(
-        [str(BUILD / "runner" / "syncprobe"), "run", "--target", "host:ext4",
+        [str(BUILD / "bin" / "syncprobe"), "run", "--target", "host:ext4",
          "--case", "seed-*", "--out", str(out), "--no-progress"],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True)
@@ -167,7 +167,7 @@ def _run_as_nobody(tmp_path):
     env = dict(os.environ, SYNCPROBE_SCRATCH=str(tmp_path / "scratch"))
     proc = subprocess.run(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-         str(BUILD / "runner" / "syncprobe"), "run", "--target", "host:ext4",
+         str(BUILD / "bin" / "syncprobe"), "run", "--target", "host:ext4",
          "--target", "reference:proposed", "--case", "seed-single-writer",
          "--out", str(tmp_path / "out"), "--no-progress"],
         env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)

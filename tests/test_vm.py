@@ -102,7 +102,7 @@ def _start(scratch, out):
     from conftest import BUILD
     env = dict(os.environ, SYNCPROBE_SCRATCH=str(scratch))
     return subprocess.Popen(
-        [str(BUILD / "runner" / "syncprobe"), "run", "--target", "vm:6.1:ext4",
+        [str(BUILD / "bin" / "syncprobe"), "run", "--target", "vm:6.1:ext4",
          "--case", "seed-*", "--out", str(out), "--no-progress"],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         start_new_session=True)

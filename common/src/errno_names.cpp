@@ -1,48 +1,49 @@
+// errno names from the C library (strerrorname_np), so every errno the
+// kernel can return has its name, with a reverse map built once from it.
 #include "syncprobe/errno_names.h"
 
 #include <cerrno>
-#include <cstdio>
+#include <charconv>
+#include <cstring>
+#include <map>
 
 #include "syncprobe/sysresult.h"
 
 namespace syncprobe {
 namespace {
 
-struct ErrnoName {
-  int value;
-  std::string_view name;
-};
+// Linux's errno values are below 4096 (MAX_ERRNO); the C library names them.
+constexpr int kMaxErrno = 4095;
 
-// The errnos a storage probe can meet. Order matters only for lookups by
-// value, where the first name wins (EAGAIN before EWOULDBLOCK).
-constexpr ErrnoName kErrnos[] = {
-    {EPERM, "EPERM"},     {ENOENT, "ENOENT"},   {EINTR, "EINTR"},       {EIO, "EIO"},
-    {ENXIO, "ENXIO"},     {E2BIG, "E2BIG"},     {EBADF, "EBADF"},       {EAGAIN, "EAGAIN"},
-    {ENOMEM, "ENOMEM"},   {EACCES, "EACCES"},   {EFAULT, "EFAULT"},     {EBUSY, "EBUSY"},
-    {EEXIST, "EEXIST"},   {EXDEV, "EXDEV"},     {ENODEV, "ENODEV"},     {ENOTDIR, "ENOTDIR"},
-    {EISDIR, "EISDIR"},   {EINVAL, "EINVAL"},   {ENFILE, "ENFILE"},     {EMFILE, "EMFILE"},
-    {ETXTBSY, "ETXTBSY"}, {EFBIG, "EFBIG"},     {ENOSPC, "ENOSPC"},     {ESPIPE, "ESPIPE"},
-    {EROFS, "EROFS"},     {EMLINK, "EMLINK"},   {EPIPE, "EPIPE"},       {ERANGE, "ERANGE"},
-    {ENAMETOOLONG, "ENAMETOOLONG"}, {ENOSYS, "ENOSYS"}, {ENOTEMPTY, "ENOTEMPTY"},
-    {ENODATA, "ENODATA"}, {ETIME, "ETIME"},     {ENOLINK, "ENOLINK"},   {EBADMSG, "EBADMSG"},
-    {EOVERFLOW, "EOVERFLOW"}, {EOPNOTSUPP, "EOPNOTSUPP"}, {ENOTSUP, "ENOTSUP"},
-    {ENOTCONN, "ENOTCONN"}, {ETIMEDOUT, "ETIMEDOUT"}, {ESTALE, "ESTALE"}, {EDQUOT, "EDQUOT"},
-    {ECANCELED, "ECANCELED"}, {EUCLEAN, "EUCLEAN"}, {EREMOTEIO, "EREMOTEIO"},
-    {ENOMEDIUM, "ENOMEDIUM"}, {EWOULDBLOCK, "EWOULDBLOCK"},
-};
+const std::map<std::string, int, std::less<>>& names_to_values() {
+  static const std::map<std::string, int, std::less<>> m = [] {
+    std::map<std::string, int, std::less<>> out;
+    for (int e = 1; e <= kMaxErrno; ++e)
+      if (const char* n = strerrorname_np(e)) out.emplace(n, e);
+    // Aliases the C library names by their twin (EAGAIN, EOPNOTSUPP, EDEADLK).
+    out.emplace("EWOULDBLOCK", EWOULDBLOCK);
+    out.emplace("ENOTSUP", ENOTSUP);
+    out.emplace("EDEADLOCK", EDEADLOCK);
+    return out;
+  }();
+  return m;
+}
 
 }  // namespace
 
 std::string errno_name(int err) {
   if (err == 0) return "";
-  for (const auto& e : kErrnos)
-    if (e.value == err) return std::string(e.name);
-  return "E" + std::to_string(err);
+  if (err > 0 && err <= kMaxErrno)
+    if (const char* n = strerrorname_np(err)) return n;
+  return std::to_string(err);
 }
 
 std::optional<int> errno_from_name(std::string_view name) {
-  for (const auto& e : kErrnos)
-    if (e.name == name) return e.value;
+  const auto& m = names_to_values();
+  if (auto it = m.find(name); it != m.end()) return it->second;
+  int value = 0;
+  const auto [end, ec] = std::from_chars(name.data(), name.data() + name.size(), value);
+  if (ec == std::errc() && end == name.data() + name.size() && value != 0) return value;
   return std::nullopt;
 }
 

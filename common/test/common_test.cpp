@@ -15,7 +15,24 @@ TEST(ErrnoNames, RoundTrip) {
   EXPECT_EQ(errno_name(0), "");
   EXPECT_EQ(errno_from_name("ENXIO"), ENXIO);
   EXPECT_FALSE(errno_from_name("EWHATEVER").has_value());
-  EXPECT_EQ(errno_name(4000), "E4000");
+  EXPECT_EQ(errno_name(4000), "4000");
+  EXPECT_EQ(errno_from_name("4000"), 4000);
+  EXPECT_EQ(errno_name(-1), "-1");
+  EXPECT_EQ(errno_from_name("-1"), -1);
+}
+
+TEST(ErrnoNames, EveryNameTheCLibraryKnowsRoundTrips) {
+  int named = 0;
+  for (int e = 1; e < 4096; ++e) {
+    const std::string n = errno_name(e);
+    ASSERT_EQ(errno_from_name(n), e) << n;
+    named += n[0] == 'E';
+  }
+  EXPECT_GT(named, 120);  // Linux has about 133 named errnos
+  EXPECT_EQ(errno_name(EUCLEAN), "EUCLEAN");
+  EXPECT_EQ(errno_name(EHWPOISON), "EHWPOISON");  // not in the old hand-written table
+  EXPECT_EQ(errno_from_name("EWOULDBLOCK"), EAGAIN);
+  EXPECT_EQ(errno_from_name("ENOTSUP"), EOPNOTSUPP);
 }
 
 TEST(Tag, ReadsBackWhatWasWritten) {

@@ -7,10 +7,12 @@
 
 namespace syncprobe {
 
-// "EIO" for EIO; "E<number>" for a value this table does not know; "" for 0.
+// "EIO" for EIO, from the C library; a value it has no name for is written as
+// its decimal number ("4242"), so it still round-trips; "" for 0.
 std::string errno_name(int err);
 
-// EIO for "EIO"; nullopt for an unknown name.
+// EIO for "EIO" (aliases such as EWOULDBLOCK and ENOTSUP too); a decimal
+// number for itself; nullopt for anything else.
 std::optional<int> errno_from_name(std::string_view name);
 
 }  // namespace syncprobe

@@ -1,0 +1,49 @@
+#pragma once
+// What each `syncprobe` subcommand does, as functions the CLI (main.cpp) calls.
+// Each returns the process exit status: 0 done (whatever the verdicts),
+// 2 bad input (the message names file, line and fix), 1 internal failure.
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "syncprobe/report.h"
+
+namespace syncprobe {
+
+struct RunOptions {
+  std::vector<std::string> targets;   // names or patterns ("reference:*"); empty: defaults
+  std::vector<std::string> cases;     // ids or globs; empty: all
+  std::string cases_dir;              // default: default_cases_dir() (paths.h)
+  std::string out_dir;                // default: results/<run-id> under the current directory
+  int jobs = 1;
+  int step_timeout_ms = 10000;
+  bool progress = true;               // progress line on a terminal
+  bool verbose = false;
+  std::vector<std::string> command_line;  // argv, recorded in run.json
+};
+int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err);
+
+// Classifies RESULTS_DIR (writes RESULTS_DIR/summary.json) and prints the
+// profiles and rule verdicts.
+int classify_command(const std::string& results_dir, bool json, std::ostream& out,
+                     std::ostream& err);
+
+int report_command(const ReportOptions& opts, std::ostream& out, std::ostream& err);
+
+// `syncprobe list cases|steps|targets|policies`.
+int list_command(const std::string& what, const std::string& cases_dir, std::ostream& out,
+                 std::ostream& err);
+
+// `syncprobe vm fetch|build|status` (VM kernels and the guest initramfs).
+int vm_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+
+struct BenchOptions {
+  std::vector<std::string> targets;
+  std::string out_dir;
+  int iterations = 50;
+  bool smoke = false;                 // minimal iterations (CI)
+};
+int bench_command(const BenchOptions& opts, std::ostream& out, std::ostream& err);
+
+}  // namespace syncprobe

@@ -1,0 +1,79 @@
+// `syncprobe list cases|steps|targets|policies`.
+#include <ostream>
+
+#include <fmt/format.h>
+
+#include "syncprobe/case_parser.h"
+#include "syncprobe/commands.h"
+#include "syncprobe/paths.h"
+#include "syncprobe/registry.h"
+#include "syncprobe/reference_storage.h"
+#include "syncprobe/target.h"
+
+namespace syncprobe {
+namespace {
+
+std::string arg_line(const ArgSpec& a) {
+  std::string s = fmt::format("    {:<12} {:<7} ", a.name, to_string(a.type));
+  if (a.required) s += "required";
+  else if (!a.default_value.empty()) s += "default " + std::string(a.default_value);
+  else s += "optional";
+  s += "  " + std::string(a.help);
+  if (!a.choices.empty()) {
+    s += " [";
+    for (size_t i = 0; i < a.choices.size(); ++i) s += (i ? "|" : "") + std::string(a.choices[i]);
+    s += "]";
+  }
+  return s;
+}
+
+}  // namespace
+
+int list_command(const std::string& what, const std::string& cases_dir, std::ostream& out,
+                 std::ostream& err) {
+  if (what == "cases") {
+    ParseOutcome p = load_cases(cases_dir);
+    for (const auto& e : p.errors) err << e.format() << "\n";
+    if (!p.ok()) return 2;
+    for (const auto& c : p.cases) {
+      std::string caps;
+      for (const auto& cap : c.capabilities()) caps += (caps.empty() ? "" : " ") + cap;
+      out << fmt::format("{:<40} {}\n{:<40} needs: {}\n", c.id, c.title, "", caps);
+    }
+    out << p.cases.size() << " cases in " << cases_dir << "\n";
+    return 0;
+  }
+  if (what == "steps") {
+    for (const auto& s : step_table()) {
+      out << s.name << (s.in_process ? "" : "  (machine-wide)") << "\n    " << s.help << "\n";
+      if (!s.capability.empty()) out << "    needs capability: " << s.capability << "\n";
+      for (const auto& a : s.args) out << arg_line(a) << "\n";
+    }
+    out << "\nevery step also takes:\n";
+    for (const auto& a : common_args()) out << arg_line(a) << "\n";
+    return 0;
+  }
+  if (what == "targets") {
+    for (const auto& name : registry().known()) {
+      std::string error;
+      auto t = registry().make(name, error);
+      if (!t) {
+        out << fmt::format("{:<28} error: {}\n", name, error);
+        continue;
+      }
+      const Availability a = t->availability();
+      out << fmt::format("{:<28} {:<9} {}\n", name, t->measured() ? "measured" : "modelled",
+                         a.available ? "available" : "unavailable: " + a.reason);
+    }
+    return 0;
+  }
+  if (what == "policies") {
+    for (const auto& p : reference_policies())
+      out << fmt::format("{:<12} {}\n", p, reference_policy_summary(p));
+    return 0;
+  }
+  err << "syncprobe list: unknown '" << what << "': choose cases, steps, targets or policies\n";
+  return 2;
+}
+
+}  // namespace syncprobe

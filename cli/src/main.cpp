@@ -1,0 +1,103 @@
+// syncprobe: the command line. Each subcommand is a function in commands.h;
+// this file only parses arguments (CLI11) and maps usage errors to exit 2.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include "syncprobe/commands.h"
+#include "syncprobe/paths.h"
+
+int main(int argc, char** argv) {
+  using namespace syncprobe;
+  CLI::App app{"syncprobe: what fsync() promises after a write fails, measured per kernel and "
+               "filesystem, and compared with reference policies"};
+  app.name("syncprobe");
+  app.set_version_flag("--version", std::string("syncprobe ") + SYNCPROBE_VERSION);
+  app.require_subcommand(1);
+  app.footer("Exit status: 0 done (whatever the verdicts), 2 bad input, 1 internal failure.\n"
+             "Docs: README.md, docs/ (cases, results, classifier, report, host, vm, bench).");
+
+  // list
+  std::string list_what;
+  std::string list_cases_dir;
+  auto* list = app.add_subcommand("list", "List cases, step kinds, targets (with availability) or policies");
+  list->add_option("what", list_what, "cases | steps | targets | policies")
+      ->required()
+      ->check(CLI::IsMember({"cases", "steps", "targets", "policies"}));
+  list->add_option("--cases", list_cases_dir, "case directory (default: the repository's cases/)");
+
+  // run
+  RunOptions ro;
+  bool no_progress = false;
+  auto* run = app.add_subcommand("run", "Run cases on targets; write results and print the profile table");
+  run->add_option("--target,-t", ro.targets,
+                  "target or pattern: reference:<policy>, reference:*, host:<fs>[:<opts>], host:*, "
+                  "vm:<kernel>:<fs>, vm:* (repeatable; default: reference:* and host:*)");
+  run->add_option("--case,-c", ro.cases, "case id or glob (repeatable; default: all)");
+  run->add_option("--cases", ro.cases_dir, "case directory (default: the repository's cases/)");
+  run->add_option("--out,-o", ro.out_dir, "results directory (default: results/<run-id>)");
+  run->add_option("--jobs,-j", ro.jobs, "threads for the reference targets")->check(CLI::Range(1, 256));
+  run->add_option("--step-timeout", ro.step_timeout_ms,
+                  "milliseconds before a step on a real kernel counts as hung")
+      ->check(CLI::Range(100, 3600000));
+  run->add_flag("--no-progress", no_progress, "no progress line (it is off anyway when not a terminal)");
+  run->add_flag("--verbose,-v", ro.verbose, "say more about setup and teardown");
+
+  // classify
+  std::string classify_dir;
+  bool classify_json = false;
+  auto* classify = app.add_subcommand("classify", "Derive profiles and rule verdicts from a results directory");
+  classify->add_option("results_dir", classify_dir, "a directory written by `syncprobe run`")->required();
+  classify->add_flag("--json", classify_json, "print summary.json instead of the tables");
+
+  // report
+  ReportOptions rep;
+  std::string compare_with;
+  auto* report = app.add_subcommand("report", "Write the HTML report (and JUnit XML, Markdown) of a run");
+  report->add_option("results_dir", rep.results_dir, "a directory written by `syncprobe run`")->required();
+  report->add_option("-o,--out", rep.out_dir, "output directory (default: reports/<run-id>)");
+  report->add_option("--compare", compare_with, "a second run: report what changed from RESULTS_DIR to it");
+
+  // vm
+  std::vector<std::string> vm_args;
+  auto* vm = app.add_subcommand("vm", "Guest kernels for vm: targets: fetch [6.1|6.12|all], build, status");
+  vm->add_option("action", vm_args, "fetch | build | status, then kernels (default: all)")->required();
+
+  // bench
+  BenchOptions bo;
+  auto* bench = app.add_subcommand("bench", "Platform benchmarks: fsync latency healthy and failing, retry cost, error memory");
+  bench->add_option("--target,-t", bo.targets, "target or pattern (repeatable)");
+  bench->add_option("--out,-o", bo.out_dir, "directory for bench.json (a run directory puts it in that run's report)");
+  bench->add_option("--iterations,-n", bo.iterations, "samples per figure")->check(CLI::Range(1, 1000000));
+  bench->add_flag("--smoke", bo.smoke, "minimal iterations (CI)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int rc = app.exit(e);
+    return rc == 0 ? 0 : 2;  // --help and --version exit 0; usage errors 2
+  }
+
+  try {
+    if (*list) return list_command(list_what, list_cases_dir.empty() ? default_cases_dir() : list_cases_dir,
+                                   std::cout, std::cerr);
+    if (*run) {
+      ro.progress = !no_progress;
+      ro.command_line.assign(argv, argv + argc);
+      return run_command(ro, std::cout, std::cerr);
+    }
+    if (*classify) return classify_command(classify_dir, classify_json, std::cout, std::cerr);
+    if (*report) {
+      if (!compare_with.empty()) rep.compare_with = compare_with;
+      return report_command(rep, std::cout, std::cerr);
+    }
+    if (*vm) return vm_command(vm_args, std::cout, std::cerr);
+    if (*bench) return bench_command(bo, std::cout, std::cerr);
+  } catch (const std::exception& e) {
+    std::cerr << "syncprobe: internal failure: " << e.what() << "\n";
+    return 1;
+  }
+  return 2;
+}

@@ -1,0 +1,351 @@
+// `syncprobe run`: plan (cases × targets), execute, write results atomically,
+// classify, print the summary.
+#include <fnmatch.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <random>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+
+#include "syncprobe/case_parser.h"
+#include "syncprobe/classify.h"
+#include "syncprobe/commands.h"
+#include "syncprobe/paths.h"
+#include "syncprobe/registry.h"
+#include "syncprobe/interrupt.h"
+#include "syncprobe/linux_fs.h"
+#include "syncprobe/results_io.h"
+#include "syncprobe/target.h"
+
+namespace fs = std::filesystem;
+
+namespace syncprobe {
+namespace {
+
+std::string utc_now(const char* format) {
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, format, &tm);
+  return buf;
+}
+
+std::string new_run_id() {
+  std::random_device rd;
+  return utc_now("%Y%m%d-%H%M%S") + fmt::format("-{:04x}", rd() & 0xffff);
+}
+
+std::string scratch_root() {
+  if (const char* s = std::getenv("SYNCPROBE_SCRATCH")) return s;
+  return "/var/tmp/syncprobe";
+}
+
+nlohmann::json host_facts() {
+  utsname u{};
+  uname(&u);
+  return {{"kernel", u.release}, {"machine", u.machine}, {"hostname", u.nodename}};
+}
+
+// The cases selected by ids or globs; every pattern must match something.
+bool select_cases(const std::vector<Case>& all, const std::vector<std::string>& patterns,
+                  std::vector<const Case*>& out, std::ostream& err) {
+  if (patterns.empty()) {
+    for (const auto& c : all) out.push_back(&c);
+    return true;
+  }
+  bool ok = true;
+  std::set<std::string> chosen;
+  for (const auto& p : patterns) {
+    bool matched = false;
+    for (const auto& c : all)
+      if (fnmatch(p.c_str(), c.id.c_str(), 0) == 0) {
+        matched = true;
+        chosen.insert(c.id);
+      }
+    if (!matched) {
+      err << "syncprobe run: no case matches '" << p
+          << "' (see 'syncprobe list cases' for the ids)\n";
+      ok = false;
+    }
+  }
+  for (const auto& c : all)
+    if (chosen.count(c.id)) out.push_back(&c);
+  return ok;
+}
+
+// Target names in run order: the requested ones, then the reference
+// baselines the classifier compares against, without duplicates.
+bool select_targets(const std::vector<std::string>& requested, std::vector<std::string>& out,
+                    std::ostream& err) {
+  std::vector<std::string> patterns = requested;
+  if (patterns.empty()) patterns = {"reference:*", "host:*"};
+  patterns.push_back("reference:*");  // baselines for closest_policy
+  bool ok = true;
+  std::set<std::string> seen;
+  for (const auto& p : patterns) {
+    auto names = registry().expand(p);
+    if (names.empty()) {
+      // "host:*" on a build or machine without host targets is not an error.
+      if (!requested.empty() && std::find(requested.begin(), requested.end(), p) != requested.end()) {
+        err << "syncprobe run: no target matches '" << p << "' (see 'syncprobe list targets')\n";
+        ok = false;
+      }
+      continue;
+    }
+    for (auto& n : names)
+      if (seen.insert(n).second) out.push_back(n);
+  }
+  return ok;
+}
+
+CaseResult error_result(const Target& t, const Case& c, const std::string& why) {
+  CaseResult r;
+  r.case_id = c.id;
+  r.case_file = c.file;
+  r.case_hash = c.hash;
+  r.target = t.name();
+  r.environment = t.environment();
+  r.status = CaseStatus::error;
+  r.reason = why;
+  r.started_at = utc_now("%Y-%m-%dT%H:%M:%SZ");
+  return r;
+}
+
+CaseResult unavailable_result(const Target& t, const Case& c, const std::string& why) {
+  CaseResult r = error_result(t, c, "target unavailable: " + why);
+  r.status = CaseStatus::skipped;
+  return r;
+}
+
+class Progress {
+ public:
+  Progress(size_t total, bool enabled) : total_(total), enabled_(enabled && isatty(STDERR_FILENO)) {}
+  void step(const std::string& target, const std::string& case_id, CaseStatus status) {
+    std::lock_guard lock(mu_);
+    ++done_;
+    counts_[status]++;
+    if (!enabled_) return;
+    std::cerr << fmt::format("\r\033[K[{}/{}] {} {} ({})", done_, total_, target, case_id,
+                             to_string(status))
+              << std::flush;
+  }
+  void finish() {
+    if (enabled_) std::cerr << "\r\033[K" << std::flush;
+  }
+  size_t count(CaseStatus s) {
+    std::lock_guard lock(mu_);
+    return counts_[s];
+  }
+
+ private:
+  std::mutex mu_;
+  size_t total_;
+  size_t done_ = 0;
+  bool enabled_;
+  std::map<CaseStatus, size_t> counts_;
+};
+
+}  // namespace
+
+int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
+  // Plan: nothing runs until every case parses and every target is known.
+  const std::string cases_dir = opts.cases_dir.empty() ? default_cases_dir() : opts.cases_dir;
+  ParseOutcome parsed = load_cases(cases_dir);
+  if (!parsed.ok()) {
+    for (const auto& e : parsed.errors) err << e.format() << "\n";
+    err << "syncprobe run: " << parsed.errors.size() << " problem(s) in " << cases_dir
+        << "; nothing was run\n";
+    return 2;
+  }
+  std::vector<const Case*> cases;
+  if (!select_cases(parsed.cases, opts.cases, cases, err)) return 2;
+  if (cases.empty()) {
+    err << "syncprobe run: no cases in " << cases_dir << "\n";
+    return 2;
+  }
+  std::vector<std::string> names;
+  if (!select_targets(opts.targets, names, err)) return 2;
+  std::vector<std::unique_ptr<Target>> targets;
+  for (const auto& n : names) {
+    std::string why;
+    auto t = registry().make(n, why);
+    if (!t) {
+      err << "syncprobe run: " << why << "\n";
+      return 2;
+    }
+    targets.push_back(std::move(t));
+  }
+
+  const std::string run_id = new_run_id();
+  const std::string out_dir = opts.out_dir.empty()
+                                  ? "results/" + run_id
+                                  : opts.out_dir;
+  std::error_code ec;
+  fs::create_directories(out_dir, ec);
+  if (ec) {
+    err << "syncprobe run: cannot create " << out_dir << ": " << ec.message() << "\n";
+    return 2;
+  }
+  RunContext ctx;
+  ctx.run_id = run_id;
+  ctx.run_dir = out_dir;
+  ctx.scratch_dir = scratch_root() + "/" + run_id;
+  ctx.step_timeout = std::chrono::milliseconds(opts.step_timeout_ms);
+  ctx.verbose = opts.verbose;
+
+  install_interrupt_handlers();
+  // A killed earlier run may have left mounts, loop devices, daemons or VMs.
+  registry().cleanup_stale(scratch_root(), err);
+
+  nlohmann::json run = {{"schema", "syncprobe.run/1"},
+                        {"id", run_id},
+                        {"command", opts.command_line},
+                        {"started_at", utc_now("%Y-%m-%dT%H:%M:%SZ")},
+                        {"syncprobe_version", SYNCPROBE_VERSION},
+                        {"host", host_facts()},
+                        {"cases_dir", cases_dir},
+                        {"targets", nlohmann::json::object()},
+                        {"cases", nlohmann::json::object()}};
+  for (const Case* c : cases) run["cases"][c->id] = *c;
+  for (const auto& t : targets) {
+    const Availability a = t->availability();
+    run["targets"][t->name()] = {{"measured", t->measured()},
+                                 {"environment", t->environment()},
+                                 {"available", a.available},
+                                 {"reason", a.reason},
+                                 {"baseline", std::find(opts.targets.begin(), opts.targets.end(),
+                                                        t->name()) == opts.targets.end() &&
+                                                  !opts.targets.empty()}};
+  }
+  write_file_atomic(out_dir + "/run.json", run.dump(2));
+  out << "syncprobe: run " << run_id << ": " << cases.size() << " cases on " << targets.size()
+      << " targets -> " << out_dir << "\n";
+
+  Progress progress(cases.size() * targets.size(), opts.progress);
+  std::atomic<bool> internal_failure{false};
+  auto store = [&](const CaseResult& r) {
+    write_file_atomic(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(r).dump(2));
+    progress.step(r.target, r.case_id, r.status);
+  };
+  // Runs one target case by case (so progress and results appear as they come).
+  auto run_target = [&](Target& t) {
+    const Availability a = t.availability();
+    for (const Case* c : cases) {
+      if (interrupted()) return;
+      if (!a.available) {
+        store(unavailable_result(t, *c, a.reason));
+        continue;
+      }
+      if (auto skipped = skip_if_unsupported(t, *c)) {
+        store(*skipped);
+        continue;
+      }
+      try {
+        store(t.run(*c, ctx));
+      } catch (const std::exception& e) {
+        internal_failure = true;
+        store(error_result(t, *c, std::string("internal failure: ") + e.what()));
+      }
+    }
+  };
+
+  // Reference targets are pure computation: run them on --jobs threads.
+  // Targets on real kernels share the machine (drop_caches, loop devices) and
+  // run one at a time; targets with a shared batch key (one VM boot) together.
+  std::vector<Target*> modelled;
+  std::map<std::string, std::vector<Target*>> batches;
+  std::vector<std::string> batch_order;
+  for (auto& t : targets) {
+    if (!t->measured()) {
+      modelled.push_back(t.get());
+    } else {
+      const std::string key = t->batch_key();
+      if (!batches.count(key)) batch_order.push_back(key);
+      batches[key].push_back(t.get());
+    }
+  }
+  {
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    const int jobs = std::max(1, opts.jobs);
+    for (int j = 0; j < jobs; ++j)
+      pool.emplace_back([&] {
+        for (size_t i = next++; i < modelled.size(); i = next++) run_target(*modelled[i]);
+      });
+    for (auto& th : pool) th.join();
+  }
+  for (const auto& key : batch_order) {
+    if (interrupted()) break;
+    auto& group = batches[key];
+    if (group.size() == 1 && key == group.front()->name()) {
+      run_target(*group.front());
+      continue;
+    }
+    // One setup for the whole group (a VM boot); unavailable members are
+    // reported here, available ones handed to the batch.
+    std::vector<Target*> ready;
+    for (Target* t : group) {
+      const Availability a = t->availability();
+      if (a.available) {
+        ready.push_back(t);
+        continue;
+      }
+      for (const Case* c : cases) store(unavailable_result(*t, *c, a.reason));
+    }
+    if (ready.empty()) continue;
+    try {
+      auto results = ready.front()->run_batch(ready, cases, ctx);
+      for (auto& [name, list] : results)
+        for (auto& r : list) store(r);
+    } catch (const std::exception& e) {
+      internal_failure = true;
+      for (Target* t : ready)
+        for (const Case* c : cases)
+          store(error_result(*t, *c, std::string("internal failure: ") + e.what()));
+    }
+  }
+  progress.finish();
+  // The targets' destructors release what they hold; then the run's scratch
+  // directory goes, unless a mount below it would not (the next run's
+  // cleanup takes it then).
+  targets.clear();
+  if (std::filesystem::exists(ctx.scratch_dir) && !remove_tree_if_unmounted(ctx.scratch_dir))
+    err << "syncprobe run: " << ctx.scratch_dir
+        << " still holds a mount; the next run will remove it\n";
+
+  run["finished_at"] = utc_now("%Y-%m-%dT%H:%M:%SZ");
+  if (interrupted()) run["interrupted_by_signal"] = interrupt_signal();
+  write_file_atomic(out_dir + "/run.json", run.dump(2));
+
+  try {
+    const nlohmann::json summary = classify(load_run(out_dir));
+    write_file_atomic(out_dir + "/summary.json", summary.dump(2));
+    print_summary(summary, out);
+  } catch (const std::exception& e) {
+    err << "syncprobe run: classification failed: " << e.what() << "\n";
+    internal_failure = true;
+  }
+  out << fmt::format("syncprobe: {} completed, {} skipped, {} hung, {} error; results in {}\n",
+                     progress.count(CaseStatus::completed), progress.count(CaseStatus::skipped),
+                     progress.count(CaseStatus::hung), progress.count(CaseStatus::error), out_dir);
+  if (interrupted()) {
+    err << "syncprobe run: interrupted; partial results kept in " << out_dir << "\n";
+    return 128 + interrupt_signal();
+  }
+  return internal_failure ? 1 : 0;
+}
+
+}  // namespace syncprobe

@@ -287,12 +287,16 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
       });
     for (auto& th : pool) th.join();
   }
-  for (const auto& key : batch_order) {
-    if (interrupted()) break;
+  // Batches that bring their own machine (one VM guest each) run side by
+  // side on --vm-jobs threads; the others, one at a time, after them.
+  std::vector<std::string> isolated, shared;
+  for (const auto& key : batch_order)
+    (batches[key].front()->isolated_batches() ? isolated : shared).push_back(key);
+  auto run_group = [&](const std::string& key) {
     auto& group = batches[key];
     if (group.size() == 1 && key == group.front()->name()) {
       run_target(*group.front());
-      continue;
+      return;
     }
     // One setup for the whole group (a VM boot); unavailable members are
     // reported here, available ones handed to the batch.
@@ -305,7 +309,7 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
       }
       for (const Case* c : cases) store(unavailable_result(*t, *c, a.reason));
     }
-    if (ready.empty()) continue;
+    if (ready.empty()) return;
     try {
       auto results = ready.front()->run_batch(ready, cases, ctx);
       for (auto& [name, list] : results)
@@ -316,6 +320,20 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
         for (const Case* c : cases)
           store(error_result(*t, *c, std::string("internal failure: ") + e.what()));
     }
+  };
+  {
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    const int jobs = std::max(1, std::min<int>(opts.vm_jobs, int(isolated.size())));
+    for (int j = 0; j < jobs; ++j)
+      pool.emplace_back([&] {
+        for (size_t i = next++; i < isolated.size() && !interrupted(); i = next++) run_group(isolated[i]);
+      });
+    for (auto& th : pool) th.join();
+  }
+  for (const auto& key : shared) {
+    if (interrupted()) break;
+    run_group(key);
   }
   progress.finish();
   // The targets' destructors release what they hold; then the run's scratch

@@ -18,6 +18,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "across_kernels.h"
 #include "syncprobe/report.h"
 
 namespace syncprobe {
@@ -67,6 +68,7 @@ table{border-collapse:collapse;font-size:.88rem}caption{text-align:left;font-wei
 th,td{border:1px solid var(--line);padding:.25rem .45rem;text-align:left;vertical-align:top}
 thead th{background:#f6f8fa;position:sticky;top:0}
 td.good{background:#dafbe1}td.bad{background:#ffebe9}td.mid{background:#fff8c5}td.none{color:var(--none)}
+td.changed{outline:2px solid #bf8700;outline-offset:-2px;background:#fff8c5}.chg{font-size:.8rem;color:#7d4e00}
 td.diff,tr.diff td{background:#fff1e5}.tag{font-family:ui-monospace,monospace}
 .badge{display:inline-block;font-size:.75rem;border:1px solid var(--line);border-radius:1em;padding:0 .5em;color:var(--none)}
 a{color:#0550ae}code,pre{font-family:ui-monospace,SFMono-Regular,monospace;font-size:.85rem}
@@ -277,6 +279,7 @@ std::string index_page(const Run& r) {
   b += "</code></p>";
   b += "<nav><a href=\"#profiles\">Profiles</a> · <a href=\"#rules\">Rules</a> · <a href=\"#cases\">Cases</a> · "
        "<a href=\"#latency\">Latency</a>" + std::string(r.bench.is_null() ? "" : " · <a href=\"#bench\">Benchmarks</a>") +
+       (report_detail::kernel_columns(r.summary).empty() ? "" : " · <a href=\"kernels.html\">Across kernels</a>") +
        " · <a href=\"summary.md\">summary.md</a> · <a href=\"junit.xml\">junit.xml</a></nav></header>\n";
 
   // Headline table.
@@ -639,6 +642,11 @@ int write_report(const ReportOptions& opts, std::ostream& out, std::ostream& err
         write_file(dir / "targets" / (target_slug(t) + "-console.txt"), read_file(r.dir / t / "console.log"));
       for (const auto& c : r.cases)
         if (!r.summary["targets"][t]["cases"][c].is_null()) write_file(dir / case_href(t, c), case_page(r, t, c));
+    }
+    if (!report_detail::kernel_columns(r.summary).empty()) {
+      const report_detail::RunView view{r.run, r.summary, [&](const std::string& t, const std::string& c) { return r.result(t, c); },
+                                        r.cases};
+      write_file(dir / "kernels.html", page("syncprobe: across kernels", report_detail::across_kernels_body(view)));
     }
     write_file(dir / "junit.xml", junit(r));
     write_file(dir / "summary.md", markdown(r));

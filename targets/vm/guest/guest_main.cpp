@@ -1,29 +1,35 @@
 // syncprobe-guest: the runner inside a VM guest. Static, started by the
-// initramfs's /init. Reads the cases and targets from /dev/vdb (JSON, NUL
-// terminated), runs every case on every target on a fresh filesystem, and
-// writes one JSON line per result to /dev/vdc, flushed as it goes so that a
-// guest killed by the host's watchdog still leaves what it finished.
+// initramfs's /init. Reads the cases and targets from the input disk
+// (guest_protocol.h), runs every case on every target on a fresh filesystem,
+// and writes one JSON line per result to the output disk, flushed as it
+// goes so that a guest killed by the host's watchdog still leaves what it
+// finished.
+//
+// Faults go through the FUSE block device under a loop device, as on the
+// host; only thin-pool cases use device-mapper (dm-thin over /dev/vda),
+// which no FUSE daemon imitates faithfully.
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "syncprobe/dm_capabilities.h"
+#include "../src/guest_protocol.h"
+#include "fuse_storage.h"
 #include "syncprobe/dm_storage.h"
-#include "syncprobe/case.h"
 #include "syncprobe/interpreter.h"
 #include "syncprobe/linux_fs.h"
-#include "syncprobe/observation.h"
 
 using namespace syncprobe;
 
 namespace {
+
+const char kWork[] = "/tmp/sp";  // tmpfs: the FUSE images live in guest RAM
 
 std::string read_input(const char* dev) {
   int fd = ::open(dev, O_RDONLY | O_CLOEXEC);
@@ -31,7 +37,7 @@ std::string read_input(const char* dev) {
   std::string text;
   char buf[65536];
   for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
+    const ssize_t n = ::read(fd, buf, sizeof buf);
     if (n <= 0) break;
     const char* nul = static_cast<const char*>(std::memchr(buf, 0, size_t(n)));
     text.append(buf, nul ? size_t(nul - buf) : size_t(n));
@@ -47,14 +53,13 @@ class Output {
   ~Output() {
     if (fd_ >= 0) ::close(fd_);
   }
-  void line(const nlohmann::json& j) {
-    const std::string s = j.dump() + "\n";
+  void write(const std::string& s) {
     if (fd_ < 0) {
       std::fputs(s.c_str(), stdout);
       return;
     }
     if (::pwrite(fd_, s.data(), s.size(), off_t(off_)) == ssize_t(s.size())) off_ += s.size();
-    ::fsync(fd_);
+    if (::fsync(fd_) != 0) std::perror("syncprobe-guest: fsync of the output disk");
   }
 
  private:
@@ -62,64 +67,79 @@ class Output {
   uint64_t off_ = 0;
 };
 
+// One target's cases. The filesystem template is made on first use.
+void run_target(const vm::GuestTarget& t, const std::vector<Case>& cases, int timeout_ms, Output& out) {
+  const guest::FuseFs ffs{t.fs, t.options};
+  const std::string tmpl = std::string(kWork) + "/template.img";
+  bool have_template = false;
+  const auto caps = vm::vm_capabilities();
+  for (const Case& c : cases) {
+    CaseResult r;
+    r.case_id = c.id;
+    r.case_file = c.file;
+    r.case_hash = c.hash;
+    r.target = t.name;
+    r.started_at = now_iso8601();
+    r.environment = {{"kind", "vm"}, {"kernel", kernel_release()}, {"fs", t.fs},
+                     {"mount_options", t.options}, {"measured", true}};
+    std::string missing;
+    const auto need = c.capabilities();
+    for (const auto& cap : need)
+      if (!caps.count(cap)) missing += " " + cap;
+    const auto t0 = std::chrono::steady_clock::now();
+    if (!missing.empty()) {
+      r.status = CaseStatus::skipped;
+      r.reason = "target lacks capability:" + missing;
+    } else {
+      KernelLog klog;
+      try {
+        std::unique_ptr<Storage> storage;
+        if (need.count("thin-pool")) {
+          storage = make_dm_storage(DmFs{t.fs, t.options}, DmLayout{}, true, timeout_ms);
+        } else {
+          if (!have_template) {
+            guest::make_template(ffs, tmpl);
+            have_template = true;
+          }
+          storage = guest::make_fuse_storage(ffs, tmpl, std::string(kWork) + "/case", timeout_ms);
+        }
+        r.environment = storage->environment();
+        interpret(c, *storage, r);
+      } catch (const std::exception& e) {
+        r.status = CaseStatus::error;
+        r.reason = std::string("harness: ") + e.what();
+      }
+      r.environment["kernel_log"] = klog.drain();
+    }
+    r.duration_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                 std::chrono::steady_clock::now() - t0).count());
+    out.write(vm::result_line(r));
+    std::fprintf(stderr, "syncprobe-guest: %s %s %s %.1f s\n", t.name.c_str(), c.id.c_str(),
+                 std::string(to_string(r.status)).c_str(), double(r.duration_ns) / 1e9);
+  }
+  std::error_code ec;
+  std::filesystem::remove(tmpl, ec);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const char* in = argc > 1 ? argv[1] : "/dev/vdb";
-  const char* out_dev = argc > 2 ? argv[2] : "/dev/vdc";
-  Output out(out_dev);
-  nlohmann::json input;
+  Output out(argc > 2 ? argv[2] : "/dev/vdc");
+  vm::GuestInput input;
   try {
-    input = nlohmann::json::parse(read_input(in));
+    input = vm::decode_input(read_input(in));
   } catch (const std::exception& e) {
-    out.line({{"type", "fatal"}, {"error", std::string("bad input: ") + e.what()}});
+    out.write(vm::fatal_line(std::string("bad input: ") + e.what()));
     return 2;
   }
-  out.line({{"type", "hello"}, {"kernel", kernel_release()}});
-  const int timeout_ms = input.value("step_timeout_ms", 20000);
-  std::vector<Case> cases;
-  for (const auto& jc : input.at("cases")) cases.push_back(jc.get<Case>());
-  const auto caps = dm_capabilities();
-  for (const auto& jt : input.at("targets")) {
-    const std::string name = jt.at("name");
-    DmFs gfs{jt.at("fs"), jt.value("options", "")};
-    for (const Case& c : cases) {
-      CaseResult r;
-      r.case_id = c.id;
-      r.case_file = c.file;
-      r.case_hash = c.hash;
-      r.target = name;
-      r.started_at = now_iso8601();
-      r.environment = {{"kind", "vm"}, {"kernel", kernel_release()}, {"fs", gfs.fs},
-                       {"mount_options", gfs.options}, {"measured", true}};
-      std::string missing;
-      const auto need = c.capabilities();
-      for (const auto& cap : need)
-        if (!caps.count(cap)) missing += " " + cap;
-      const auto t0 = std::chrono::steady_clock::now();
-      if (!missing.empty()) {
-        r.status = CaseStatus::skipped;
-        r.reason = "target lacks capability:" + missing;
-      } else {
-        KernelLog klog;
-        try {
-          auto storage = make_dm_storage(gfs, DmLayout{}, need.count("thin-pool") > 0, timeout_ms);
-          r.environment = storage->environment();
-          interpret(c, *storage, r);
-        } catch (const std::exception& e) {
-          r.status = CaseStatus::error;
-          r.reason = e.what();
-        }
-        r.environment["kernel_log"] = klog.drain();
-      }
-      r.duration_ns = uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                   std::chrono::steady_clock::now() - t0)
-                                   .count());
-      out.line({{"type", "result"}, {"result", r}});
-      std::fprintf(stderr, "syncprobe-guest: %s %s %s\n", name.c_str(), c.id.c_str(),
-                   std::string(to_string(r.status)).c_str());
-    }
+  std::filesystem::create_directories(kWork);
+  if (::mount("tmpfs", kWork, "tmpfs", 0, "size=90%") != 0) {
+    out.write(vm::fatal_line(std::string("mount tmpfs on /tmp/sp: ") + std::strerror(errno)));
+    return 1;
   }
-  out.line({{"type", "done"}});
+  out.write(vm::hello_line(kernel_release()));
+  for (const auto& t : input.targets) run_target(t, input.cases, input.step_timeout_ms, out);
+  out.write(vm::done_line());
   return 0;
 }

@@ -209,6 +209,10 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   install_interrupt_handlers();
   // A killed earlier run may have left mounts, loop devices, daemons or VMs.
   registry().cleanup_stale(scratch_root(), err);
+  // Claim the scratch directory at once: another run's cleanup removes any
+  // directory whose owner is not alive, and one without owner.pid looks so.
+  std::filesystem::create_directories(ctx.scratch_dir);
+  write_file_atomic(ctx.scratch_dir + "/owner.pid", std::to_string(getpid()) + "\n");
 
   nlohmann::json run = {{"schema", "syncprobe.run/1"},
                         {"id", run_id},

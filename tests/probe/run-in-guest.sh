@@ -29,7 +29,9 @@ for fs in ext4 xfs; do
     rm -f /w/img; truncate -s 512M /w/img
     if [ $fs = ext4 ]; then mkfs.ext4 -q -F -b 4096 -E lazy_itable_init=0,lazy_journal_init=0 /w/img; else mkfs.xfs -q -f /w/img; fi
     mkdir -p /w/fuse /w/mnt
+    rm -f /w/ready /w/ctl
     syncprobe-blockdev --image /w/img --size 536870912 --mountpoint /w/fuse --control /w/ctl > /w/ready 2>/w/daemon.log &
+    daemon=$!
     while ! grep -q ready /w/ready; do sleep 0.1; done
     losetup /dev/loop0 /w/fuse/dev
     mount -t $fs /dev/loop0 /w/mnt
@@ -37,7 +39,7 @@ for fs in ext4 xfs; do
     fsync_probe /w/mnt /w/ctl $mode
     umount /w/mnt 2>/dev/null || umount -l /w/mnt
     losetup -d /dev/loop0
-    kill %1 2>/dev/null; wait
+    kill $daemon; wait $daemon
   done
 done
 poweroff -f

@@ -82,7 +82,8 @@ class VmTarget final : public Target {
       return {false, "qemu-system-x86_64 missing: run scripts/setup --vm"};
     const auto k = vm::installed(kernel_);
     if (!k || !k->present())
-      return {false, "kernel " + kernel_ + " not fetched: run `syncprobe vm fetch " + kernel_ + "`"};
+      return {false, "kernel " + kernel_ + " not fetched: run `syncprobe vm fetch " + kernel_ +
+                         "` (`syncprobe vm list` says what Debian offers)"};
     if (helper_program("syncprobe-guest").empty())
       return {false, "guest runner not built (SYNCPROBE_BUILD_GUEST=ON)"};
     for (const char* t : {"busybox", "cpio", "depmod", "dmsetup"})

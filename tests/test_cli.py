@@ -95,3 +95,10 @@ def test_a_copied_case_is_rejected(syncprobe, tmp_path):
     proc = syncprobe("run", "--cases", cases, "--target", "reference:proposed", "--out", tmp_path / "o")
     assert proc.returncode == 2
     assert "zz-copy.toml:1:6: error: case id 'seed-single-writer' differs from its file name" in proc.stderr
+
+
+def test_every_capability_a_target_declares_is_in_the_data_file(syncprobe):
+    proc = syncprobe("list", "capabilities")
+    assert proc.returncode == 0, proc.stderr
+    names = [l.split()[0] for l in proc.stdout.splitlines() if l and not l[0].isspace()]
+    assert {"fault:data", "thin-pool", "power-cut", "second-process"} <= set(names)

@@ -1,4 +1,5 @@
 // `syncprobe list cases|steps|targets|policies`.
+#include <map>
 #include <ostream>
 
 #include <fmt/format.h>
@@ -32,7 +33,9 @@ std::string arg_line(const ArgSpec& a) {
 int list_command(const std::string& what, const std::string& cases_dir, std::ostream& out,
                  std::ostream& err) {
   if (what == "cases") {
-    ParseOutcome p = load_cases(cases_dir);
+    const auto capabilities = capability_table(err);
+    if (!capabilities) return 2;
+    ParseOutcome p = load_cases(cases_dir, &*capabilities);
     for (const auto& e : p.errors) err << e.format() << "\n";
     if (!p.ok()) return 2;
     for (const auto& c : p.cases) {
@@ -72,7 +75,34 @@ int list_command(const std::string& what, const std::string& cases_dir, std::ost
       out << fmt::format("{:<12} {}\n", p, reference_policy_summary(p));
     return 0;
   }
-  err << "syncprobe list: unknown '" << what << "': choose cases, steps, targets or policies\n";
+  if (what == "capabilities") {
+    // Each capability with the targets that declare it; a target declaring a
+    // name the list lacks is a bug in that backend (exit 1).
+    const auto capabilities = capability_table(err);
+    if (!capabilities) return 2;
+    std::map<std::string, std::vector<std::string>> declared_by;
+    int unknown = 0;
+    for (const auto& name : registry().known()) {
+      std::string error;
+      auto t = registry().make(name, error);
+      if (!t) continue;
+      for (const auto& cap : t->capabilities()) {
+        if (!capabilities->count(cap)) {
+          err << "syncprobe list: target " << name << " declares unknown capability '" << cap
+              << "' (add it to data/capabilities.toml or fix the target)\n";
+          ++unknown;
+        }
+        declared_by[cap].push_back(name);
+      }
+    }
+    for (const auto& [cap, desc] : *capabilities) {
+      out << fmt::format("{:<18} {}\n", cap, desc);
+      const auto& ts = declared_by[cap];
+      out << fmt::format("{:<18} targets: {}\n", "", ts.empty() ? "none" : std::to_string(ts.size()));
+    }
+    return unknown ? 1 : 0;
+  }
+  err << "syncprobe list: unknown '" << what << "': choose cases, steps, targets, policies or capabilities\n";
   return 2;
 }
 

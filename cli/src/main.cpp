@@ -22,10 +22,11 @@ int main(int argc, char** argv) {
   // list
   std::string list_what;
   std::string list_cases_dir;
-  auto* list = app.add_subcommand("list", "List cases, step kinds, targets (with availability) or policies");
-  list->add_option("what", list_what, "cases | steps | targets | policies")
+  auto* list = app.add_subcommand(
+      "list", "List cases, step kinds, targets (with availability), policies or capabilities");
+  list->add_option("what", list_what, "cases | steps | targets | policies | capabilities")
       ->required()
-      ->check(CLI::IsMember({"cases", "steps", "targets", "policies"}));
+      ->check(CLI::IsMember({"cases", "steps", "targets", "policies", "capabilities"}));
   list->add_option("--cases", list_cases_dir, "case directory (default: the repository's cases/)");
 
   // run

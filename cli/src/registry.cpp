@@ -1,6 +1,9 @@
 #include "syncprobe/registry.h"
 
+#include <ostream>
+
 #include "syncprobe/host_target.h"
+#include "syncprobe/paths.h"
 #include "syncprobe/reference_target.h"
 #include "syncprobe/vm_target.h"
 
@@ -15,6 +18,17 @@ const TargetRegistry& registry() {
     return reg;
   }();
   return r;
+}
+
+std::optional<CapabilityTable> capability_table(std::ostream& err) {
+  const std::string path = data_dir() + "/capabilities.toml";
+  try {
+    return load_capabilities(path);
+  } catch (const std::exception& e) {
+    err << "syncprobe: cannot use the capability list: " << e.what()
+        << " (set SYNCPROBE_DATA to the data/ directory of the installation)\n";
+    return std::nullopt;
+  }
 }
 
 }  // namespace syncprobe

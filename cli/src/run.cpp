@@ -22,6 +22,7 @@
 #include "syncprobe/case_parser.h"
 #include "syncprobe/classify.h"
 #include "syncprobe/commands.h"
+#include "syncprobe/executor.h"
 #include "syncprobe/paths.h"
 #include "syncprobe/registry.h"
 #include "syncprobe/interrupt.h"
@@ -111,25 +112,6 @@ bool select_targets(const std::vector<std::string>& requested, std::vector<std::
   return ok;
 }
 
-CaseResult error_result(const Target& t, const Case& c, const std::string& why) {
-  CaseResult r;
-  r.case_id = c.id;
-  r.case_file = c.file;
-  r.case_hash = c.hash;
-  r.target = t.name();
-  r.environment = t.environment();
-  r.status = CaseStatus::error;
-  r.reason = why;
-  r.started_at = utc_now("%Y-%m-%dT%H:%M:%SZ");
-  return r;
-}
-
-CaseResult unavailable_result(const Target& t, const Case& c, const std::string& why) {
-  CaseResult r = error_result(t, c, "target unavailable: " + why);
-  r.status = CaseStatus::skipped;
-  return r;
-}
-
 class Progress {
  public:
   Progress(size_t total, bool enabled) : total_(total), enabled_(enabled && isatty(STDERR_FILENO)) {}
@@ -163,7 +145,9 @@ class Progress {
 int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   // Plan: nothing runs until every case parses and every target is known.
   const std::string cases_dir = opts.cases_dir.empty() ? default_cases_dir() : opts.cases_dir;
-  ParseOutcome parsed = load_cases(cases_dir);
+  const auto capabilities = capability_table(err);
+  if (!capabilities) return 2;
+  ParseOutcome parsed = load_cases(cases_dir, &*capabilities);
   if (!parsed.ok()) {
     for (const auto& e : parsed.errors) err << e.format() << "\n";
     err << "syncprobe run: " << parsed.errors.size() << " problem(s) in " << cases_dir
@@ -239,106 +223,17 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
       << " targets -> " << out_dir << "\n";
 
   Progress progress(cases.size() * targets.size(), opts.progress);
-  std::atomic<bool> internal_failure{false};
-  auto store = [&](const CaseResult& r) {
+  bool internal_failure = false;
+  Plan plan;
+  plan.cases = cases;
+  plan.jobs = opts.jobs;
+  plan.isolated_jobs = opts.vm_jobs;
+  for (auto& t : targets) plan.targets.push_back(t.get());
+  const bool machinery_ok = execute(plan, ctx, [&](const CaseResult& r) {
     write_file_atomic(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(r).dump(2));
     progress.step(r.target, r.case_id, r.status);
-  };
-  // Runs one target case by case (so progress and results appear as they come).
-  auto run_target = [&](Target& t) {
-    const Availability a = t.availability();
-    for (const Case* c : cases) {
-      if (interrupted()) return;
-      if (!a.available) {
-        store(unavailable_result(t, *c, a.reason));
-        continue;
-      }
-      if (auto skipped = skip_if_unsupported(t, *c)) {
-        store(*skipped);
-        continue;
-      }
-      try {
-        store(t.run(*c, ctx));
-      } catch (const std::exception& e) {
-        internal_failure = true;
-        store(error_result(t, *c, std::string("internal failure: ") + e.what()));
-      }
-    }
-  };
-
-  // Reference targets are pure computation: run them on --jobs threads.
-  // Targets on real kernels share the machine (drop_caches, loop devices) and
-  // run one at a time; targets with a shared batch key (one VM boot) together.
-  std::vector<Target*> modelled;
-  std::map<std::string, std::vector<Target*>> batches;
-  std::vector<std::string> batch_order;
-  for (auto& t : targets) {
-    if (!t->measured()) {
-      modelled.push_back(t.get());
-    } else {
-      const std::string key = t->batch_key();
-      if (!batches.count(key)) batch_order.push_back(key);
-      batches[key].push_back(t.get());
-    }
-  }
-  {
-    std::atomic<size_t> next{0};
-    std::vector<std::thread> pool;
-    const int jobs = std::max(1, opts.jobs);
-    for (int j = 0; j < jobs; ++j)
-      pool.emplace_back([&] {
-        for (size_t i = next++; i < modelled.size(); i = next++) run_target(*modelled[i]);
-      });
-    for (auto& th : pool) th.join();
-  }
-  // Batches that bring their own machine (one VM guest each) run side by
-  // side on --vm-jobs threads; the others, one at a time, after them.
-  std::vector<std::string> isolated, shared;
-  for (const auto& key : batch_order)
-    (batches[key].front()->isolated_batches() ? isolated : shared).push_back(key);
-  auto run_group = [&](const std::string& key) {
-    auto& group = batches[key];
-    if (group.size() == 1 && key == group.front()->name()) {
-      run_target(*group.front());
-      return;
-    }
-    // One setup for the whole group (a VM boot); unavailable members are
-    // reported here, available ones handed to the batch.
-    std::vector<Target*> ready;
-    for (Target* t : group) {
-      const Availability a = t->availability();
-      if (a.available) {
-        ready.push_back(t);
-        continue;
-      }
-      for (const Case* c : cases) store(unavailable_result(*t, *c, a.reason));
-    }
-    if (ready.empty()) return;
-    try {
-      auto results = ready.front()->run_batch(ready, cases, ctx);
-      for (auto& [name, list] : results)
-        for (auto& r : list) store(r);
-    } catch (const std::exception& e) {
-      internal_failure = true;
-      for (Target* t : ready)
-        for (const Case* c : cases)
-          store(error_result(*t, *c, std::string("internal failure: ") + e.what()));
-    }
-  };
-  {
-    std::atomic<size_t> next{0};
-    std::vector<std::thread> pool;
-    const int jobs = std::max(1, std::min<int>(opts.vm_jobs, int(isolated.size())));
-    for (int j = 0; j < jobs; ++j)
-      pool.emplace_back([&] {
-        for (size_t i = next++; i < isolated.size() && !interrupted(); i = next++) run_group(isolated[i]);
-      });
-    for (auto& th : pool) th.join();
-  }
-  for (const auto& key : shared) {
-    if (interrupted()) break;
-    run_group(key);
-  }
+  });
+  internal_failure = !machinery_ok;
   progress.finish();
   // The targets' destructors release what they hold; then the run's scratch
   // directory goes, unless a mount below it would not (the next run's

@@ -49,6 +49,7 @@ std::optional<int> errno_from_name(std::string_view name) {
 
 std::string describe(const SysResult& r) {
   if (r.hung) return "hung";
+  if (r.harness) return std::string("harness failure: ") + r.harness;
   if (r.ret < 0) return std::to_string(r.ret) + " " + errno_name(r.err);
   return std::to_string(r.ret);
 }

@@ -3,6 +3,7 @@
 #include <cerrno>
 
 #include "syncprobe/errno_names.h"
+#include "syncprobe/hash.h"
 #include "syncprobe/fault.h"
 #include "syncprobe/tag.h"
 
@@ -33,6 +34,12 @@ TEST(ErrnoNames, EveryNameTheCLibraryKnowsRoundTrips) {
   EXPECT_EQ(errno_name(EHWPOISON), "EHWPOISON");  // not in the old hand-written table
   EXPECT_EQ(errno_from_name("EWOULDBLOCK"), EAGAIN);
   EXPECT_EQ(errno_from_name("ENOTSUP"), EOPNOTSUPP);
+}
+
+TEST(Hash, Sha256KnownAnswers) {
+  // FIPS 180-2 appendix B.1 and the empty string.
+  EXPECT_EQ(sha256_hex("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+  EXPECT_EQ(sha256_hex(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 }
 
 TEST(Tag, ReadsBackWhatWasWritten) {

@@ -69,6 +69,9 @@ class Interpreter {
         obs.injected = hits_after - hits_before;
         obs.fault_layer = storage_.layer();
       }
+      if (obs.result.harness && obs.error.empty())
+        obs.error = std::string("harness failure (") + obs.result.harness + ")" +
+                    (obs.detail.contains("harness") ? ": " + obs.detail["harness"].get<std::string>() : "");
       const bool hung = obs.result.hung;
       const bool broken = !obs.error.empty();
       result_.steps.push_back(std::move(obs));

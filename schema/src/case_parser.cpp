@@ -16,8 +16,11 @@
 
 #include <toml++/toml.h>
 
+#include "syncprobe/hash.h"
+
 #include "syncprobe/errno_names.h"
 #include "syncprobe/tag.h"
+#include "suggest.h"
 
 namespace syncprobe {
 
@@ -31,124 +34,6 @@ std::string CaseError::format() const {
 
 namespace {
 
-// ---- SHA-256 (FIPS 180-4), for the case hash recorded in every result ----------
-
-class Sha256 {
- public:
-  void update(const unsigned char* p, size_t n) {
-    total_ += n;
-    while (n) {
-      const size_t take = std::min(n, size_t(64) - fill_);
-      std::memcpy(buf_ + fill_, p, take);
-      fill_ += take;
-      p += take;
-      n -= take;
-      if (fill_ == 64) {
-        block(buf_);
-        fill_ = 0;
-      }
-    }
-  }
-  std::string hex() {
-    const uint64_t bits = total_ * 8;
-    const unsigned char pad = 0x80;
-    update(&pad, 1);
-    const unsigned char zero = 0;
-    while (fill_ != 56) update(&zero, 1);
-    unsigned char len[8];
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(bits >> (56 - 8 * i));
-    update(len, 8);
-    std::string out;
-    char b[9];
-    for (uint32_t v : h_) {
-      std::snprintf(b, sizeof b, "%08x", v);
-      out += b;
-    }
-    return out;
-  }
-
- private:
-  static uint32_t rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
-  void block(const unsigned char* p) {
-    static constexpr std::array<uint32_t, 64> k = {
-        0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4,
-        0xab1c5ed5, 0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe,
-        0x9bdc06a7, 0xc19bf174, 0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f,
-        0x4a7484aa, 0x5cb0a9dc, 0x76f988da, 0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7,
-        0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967, 0x27b70a85, 0x2e1b2138, 0x4d2c6dfc,
-        0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85, 0xa2bfe8a1, 0xa81a664b,
-        0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070, 0x19a4c116,
-        0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
-        0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7,
-        0xc67178f2};
-    uint32_t w[64];
-    for (int i = 0; i < 16; ++i)
-      w[i] = uint32_t(p[4 * i]) << 24 | uint32_t(p[4 * i + 1]) << 16 | uint32_t(p[4 * i + 2]) << 8 |
-             uint32_t(p[4 * i + 3]);
-    for (int i = 16; i < 64; ++i) {
-      const uint32_t s0 = rotr(w[i - 15], 7) ^ rotr(w[i - 15], 18) ^ (w[i - 15] >> 3);
-      const uint32_t s1 = rotr(w[i - 2], 17) ^ rotr(w[i - 2], 19) ^ (w[i - 2] >> 10);
-      w[i] = w[i - 16] + s0 + w[i - 7] + s1;
-    }
-    uint32_t a = h_[0], b = h_[1], c = h_[2], d = h_[3], e = h_[4], f = h_[5], g = h_[6], h = h_[7];
-    for (int i = 0; i < 64; ++i) {
-      const uint32_t t1 = h + (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) + ((e & f) ^ (~e & g)) + k[i] + w[i];
-      const uint32_t t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) + ((a & b) ^ (a & c) ^ (b & c));
-      h = g;
-      g = f;
-      f = e;
-      e = d + t1;
-      d = c;
-      c = b;
-      b = a;
-      a = t1 + t2;
-    }
-    h_[0] += a; h_[1] += b; h_[2] += c; h_[3] += d;
-    h_[4] += e; h_[5] += f; h_[6] += g; h_[7] += h;
-  }
-
-  uint32_t h_[8] = {0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
-                    0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19};
-  unsigned char buf_[64];
-  size_t fill_ = 0;
-  uint64_t total_ = 0;
-};
-
-// ---- suggestions ------------------------------------------------------------------
-
-size_t edit_distance(std::string_view a, std::string_view b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j)
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// "did you mean 'x'?" for the closest candidate within reach, else "".
-std::string did_you_mean(std::string_view word, const std::vector<std::string>& candidates) {
-  std::string best;
-  size_t best_d = SIZE_MAX;
-  for (const auto& c : candidates) {
-    const size_t d = edit_distance(word, c);
-    if (d < best_d) {
-      best_d = d;
-      best = c;
-    }
-  }
-  if (best.empty() || best_d > std::max<size_t>(2, word.size() / 3)) return "";
-  return "did you mean '" + best + "'?";
-}
-
-std::string join(const std::vector<std::string>& v, const char* sep = ", ") {
-  std::string s;
-  for (const auto& x : v) s += (s.empty() ? "" : sep) + x;
-  return s;
-}
-
 const std::vector<std::string> kAxes = {"reporting", "page_fate", "recovery", "fs_reaction",
                                         "cross_fd"};
 const std::vector<std::string> kCaseKeys = {"id",   "title",      "description", "rules",
@@ -161,7 +46,8 @@ bool is_rule(const std::string& r) { return r.size() == 2 && r[0] == 'R' && r[1]
 
 class Parser {
  public:
-  Parser(std::string file, std::vector<CaseError>& errors) : file_(std::move(file)), errors_(errors) {}
+  Parser(std::string file, std::vector<CaseError>& errors, const CapabilityTable* capabilities)
+      : file_(std::move(file)), errors_(errors), capabilities_(capabilities) {}
 
   void error(const toml::source_region& at, std::string message, std::string hint = "") {
     errors_.push_back({file_, int(at.begin.line), int(at.begin.column), std::move(message),
@@ -205,7 +91,15 @@ class Parser {
         error(n, "unknown axis '" + v + "'",
               did_you_mean(v, kAxes).empty() ? "axes are " + join(kAxes) : did_you_mean(v, kAxes));
     });
-    c.requires_ = string_list(root, "requires", [](const toml::node&, const std::string&) {});
+    c.requires_ = string_list(root, "requires", [&](const toml::node& n, const std::string& v) {
+      if (!capabilities_ || capabilities_->count(v)) return;
+      std::vector<std::string> names;
+      for (const auto& [name, _] : *capabilities_) names.push_back(name);
+      const std::string hint = did_you_mean(v, names);
+      error(n, "unknown capability '" + v + "'",
+            hint.empty() ? "capabilities are listed in data/capabilities.toml (syncprobe list capabilities)"
+                         : hint);
+    });
     c.references = string_list(root, "references", [](const toml::node&, const std::string&) {});
 
     const toml::node* steps = root.get("step");
@@ -544,11 +438,13 @@ class Parser {
 
   std::string file_;
   std::vector<CaseError>& errors_;
+  const CapabilityTable* capabilities_;  // nullptr: names are not checked
 };
 
 }  // namespace
 
-ParseOutcome parse_case_text(std::string_view text, const std::string& file) {
+ParseOutcome parse_case_text(std::string_view text, const std::string& file,
+                             const CapabilityTable* capabilities) {
   ParseOutcome out;
   toml::table root;
   try {
@@ -559,25 +455,23 @@ ParseOutcome parse_case_text(std::string_view text, const std::string& file) {
                           "see https://toml.io for the syntax; steps are inline tables"});
     return out;
   }
-  Parser p(file, out.errors);
+  Parser p(file, out.errors, capabilities);
   if (auto c = p.parse(root)) {
-    Sha256 h;
-    h.update(reinterpret_cast<const unsigned char*>(text.data()), text.size());
-    c->hash = h.hex();
+    c->hash = sha256_hex(text);
     out.cases.push_back(std::move(*c));
   }
   return out;
 }
 
-ParseOutcome parse_case_file(const std::string& path) {
+ParseOutcome parse_case_file(const std::string& path, const CapabilityTable* capabilities) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return {{}, {CaseError{path, 0, 0, "cannot read the case file", "check the path"}}};
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_case_text(ss.str(), path);
+  return parse_case_text(ss.str(), path, capabilities);
 }
 
-ParseOutcome load_cases(const std::string& dir) {
+ParseOutcome load_cases(const std::string& dir, const CapabilityTable* capabilities) {
   ParseOutcome out;
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))
@@ -590,7 +484,7 @@ ParseOutcome load_cases(const std::string& dir) {
     return {{}, {CaseError{dir, 0, 0, "no *.toml case files here", "give --cases DIR with *.toml files"}}};
   std::map<std::string, std::string> seen;
   for (const auto& f : files) {
-    ParseOutcome one = parse_case_file(f);
+    ParseOutcome one = parse_case_file(f, capabilities);
     out.errors.insert(out.errors.end(), one.errors.begin(), one.errors.end());
     for (auto& c : one.cases) {
       if (auto it = seen.find(c.id); it != seen.end()) {

@@ -29,6 +29,7 @@ void to_json(nlohmann::json& j, const StepObservation& o) {
                      {"errno", o.result.err ? nlohmann::json(errno_name(o.result.err)) : nlohmann::json()},
                      {"hung", o.result.hung},
                      {"duration_ns", o.duration_ns}};
+  if (o.result.harness) j["harness"] = o.result.harness;  // syncprobe's machinery, not the kernel
   if (!o.proc.empty()) j["proc"] = o.proc;
   if (o.bytes >= 0) j["bytes"] = o.bytes;
   if (o.data) {
@@ -50,6 +51,7 @@ void from_json(const nlohmann::json& j, StepObservation& o) {
   o.args = j.value("args", nlohmann::json::object());
   o.result.ret = j.value("ret", int64_t{0});
   o.result.hung = j.value("hung", false);
+  if (j.contains("harness")) o.result.harness = "harness (origin in `error`)";
   o.result.err = 0;
   if (j.contains("errno") && j["errno"].is_string())
     o.result.err = errno_from_name(j["errno"].get<std::string>()).value_or(-1);

@@ -16,7 +16,8 @@ ParseOutcome parse(const std::string& steps) {
 }
 
 TEST(Parser, CatalogueParses) {
-  ParseOutcome p = load_cases(SYNCPROBE_CASES_DIR);
+  const CapabilityTable caps = load_capabilities(SYNCPROBE_DATA_DIR "/capabilities.toml");
+  ParseOutcome p = load_cases(SYNCPROBE_CASES_DIR, &caps);
   for (const auto& e : p.errors) ADD_FAILURE() << e.format();
   ASSERT_GE(p.cases.size(), 24u);
   std::set<std::string> ids;
@@ -169,6 +170,42 @@ TEST(Parser, MissingDirectoryIsAnError) {
   ParseOutcome p = load_cases("/nonexistent/cases");
   ASSERT_EQ(p.errors.size(), 1u);
   EXPECT_NE(p.errors[0].format().find("no such case directory"), std::string::npos);
+}
+
+TEST(Parser, UnknownCapabilityIsAnErrorWithAHint) {
+  const CapabilityTable caps = load_capabilities(SYNCPROBE_DATA_DIR "/capabilities.toml");
+  const std::string text = std::string(kHead) + "requires = [\"power-cut\", \"powercut\"]\n" +
+                           "step = [ { op = \"sync\" } ]\n";
+  ParseOutcome p = parse_case_text(text, "t.toml", &caps);
+  ASSERT_EQ(p.errors.size(), 1u);
+  EXPECT_EQ(p.errors[0].line, 4);
+  EXPECT_EQ(p.errors[0].message, "unknown capability 'powercut'");
+  EXPECT_NE(p.errors[0].hint.find("power-cut"), std::string::npos);
+  EXPECT_TRUE(parse_case_text(text, "t.toml").ok()) << "without a table, names are not checked";
+}
+
+// Every capability a step can imply is in data/capabilities.toml, so the
+// names steps, cases and targets use are one vocabulary.
+TEST(Parser, StepCapabilitiesAreInTheDataFile) {
+  const CapabilityTable caps = load_capabilities(SYNCPROBE_DATA_DIR "/capabilities.toml");
+  for (const auto& spec : step_table()) {
+    if (!spec.capability.empty()) {
+      EXPECT_TRUE(caps.count(std::string(spec.capability))) << spec.name << ": " << spec.capability;
+    }
+  }
+  for (const char* implied : {"second-process", "direct-io", "fault:data", "fault:metadata"})
+    EXPECT_TRUE(caps.count(implied)) << implied;
+  for (const auto& spec : step_table()) {
+    if (spec.name != "fault") continue;
+    for (const auto& a : spec.args) {
+      if (a.name != "io" && a.name != "mode") continue;
+      for (const auto& choice : a.choices) {
+        if (choice != "error") {
+          EXPECT_TRUE(caps.count("fault:" + std::string(choice))) << choice;
+        }
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -34,6 +34,7 @@
 #include <sstream>
 #include <thread>
 
+#include "syncprobe/catalog.h"
 #include "syncprobe/command.h"
 #include "syncprobe/dm_capabilities.h"
 #include "syncprobe/dm_storage.h"
@@ -51,29 +52,13 @@ using namespace std::chrono_literals;
 
 constexpr uint64_t kImageBytes = 512ull << 20;  // xfs needs at least 300 MiB
 
-struct HostFs {
-  std::string fs;
-  std::string options;  // mount options; "" for the defaults
-};
+// A filesystem of data/filesystems.toml.
+using HostFs = FilesystemSpec;
 
-const std::vector<HostFs>& host_filesystems() {
-  static const std::vector<HostFs> all = {
-      {"ext4", ""}, {"ext4", "data=journal"}, {"xfs", ""}, {"btrfs", ""}};
-  return all;
-}
+std::string target_name(const HostFs& h) { return "host:" + h.name; }
 
-std::string target_name(const HostFs& h) {
-  return "host:" + h.fs + (h.options.empty() ? "" : ":" + h.options);
-}
-
-std::vector<std::string> mkfs_command(const std::string& fs, const std::string& image) {
-  // No lazy initialisation: nothing may write behind the case's back.
-  if (fs == "ext4")
-    return {"mkfs.ext4", "-q", "-F", "-b", "4096", "-E",
-            "lazy_itable_init=0,lazy_journal_init=0,nodiscard", image};
-  if (fs == "xfs") return {"mkfs.xfs", "-q", "-f", "-K", image};
-  if (fs == "btrfs") return {"mkfs.btrfs", "-q", "-f", "-K", image};
-  return {"mkfs." + fs, image};
+std::vector<std::string> mkfs_command(const HostFs& h, const std::string& image) {
+  return h.mkfs_argv(image);
 }
 
 std::string read_text(const std::string& path) {
@@ -555,7 +540,7 @@ class HostTarget final : public Target {
     if (use_dm() && !host_has_dm())
       return {false, "SYNCPROBE_HOST_INJECTOR=dm but this kernel has no device-mapper "
                      "(/dev/mapper/control) or dmsetup is missing"};
-    const std::string mkfs = mkfs_command(h_.fs, "x").front();
+    const std::string mkfs = mkfs_command(h_, "x").front();
     if (find_program(mkfs).empty())
       return {false, mkfs + " missing: install the " + h_.fs + " tools (scripts/setup)"};
     if (!kernel_has_fs(h_.fs)) return {false, "kernel " + kernel_release() + " has no " + h_.fs};
@@ -666,12 +651,15 @@ class HostTarget final : public Target {
 
   std::string ensure_template(const std::string& scratch) {
     if (!template_.empty() && fs::exists(template_)) return template_;
-    template_ = scratch + "/template-" + h_.fs + ".img";
+    std::string slug = h_.name;  // one template per entry: mkfs may differ between variants
+    for (char& ch : slug)
+      if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+    template_ = scratch + "/template-" + slug + ".img";
     {
       std::ofstream f(template_, std::ios::binary | std::ios::trunc);
     }
     fs::resize_file(template_, kImageBytes);
-    const auto argv = mkfs_command(h_.fs, template_);
+    const auto argv = mkfs_command(h_, template_);
     CommandResult r = run_program(argv, 300s);
     if (!r.ok()) throw std::runtime_error(r.describe(argv));
     return template_;
@@ -684,16 +672,16 @@ class HostTarget final : public Target {
 }  // namespace
 
 std::unique_ptr<Target> make_host_target(const std::string& spec, std::string& error) {
-  for (const auto& h : host_filesystems())
+  for (const auto& h : filesystems())
     if ("host:" + spec == target_name(h)) return std::make_unique<HostTarget>(h);
   error = "unknown host target 'host:" + spec + "': choose one of";
-  for (const auto& h : host_filesystems()) error += " " + target_name(h);
+  for (const auto& h : filesystems()) error += " " + target_name(h);
   return nullptr;
 }
 
 std::vector<std::string> host_target_names() {
   std::vector<std::string> names;
-  for (const auto& h : host_filesystems()) names.push_back(target_name(h));
+  for (const auto& h : filesystems()) names.push_back(target_name(h));
   return names;
 }
 

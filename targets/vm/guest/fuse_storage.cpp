@@ -218,7 +218,7 @@ class Loop {
 
 class FuseStorage final : public Storage {
  public:
-  FuseStorage(const FuseFs& f, const std::string& template_image, const std::string& dir, int timeout_ms)
+  FuseStorage(const FilesystemSpec& f, const std::string& template_image, const std::string& dir, int timeout_ms)
       : f_(f), dir_(dir), timeout_(timeout_ms), dev_(dir) {
     fs::create_directories(dir_ + "/mnt");
     image_ = dir_ + "/disk.img";
@@ -271,8 +271,8 @@ class FuseStorage final : public Storage {
         detail["error"] = why;
         return SysResult::failure(ENOENT);
       }
-      if (f_.fs == "btrfs" && req.where == FaultRequest::Where::data) {
-        detail["widened"] = "btrfs: copy-on-write data has no fixed device range; whole device";
+      if (f_.copy_on_write && req.where == FaultRequest::Where::data) {
+        detail["widened"] = f_.fs + ": copy-on-write data has no fixed device range; whole device";
       } else {
         for (const auto& e : extents) cmd["ranges"].push_back({e.offset, e.length});
         cmd["invert"] = req.where == FaultRequest::Where::metadata;
@@ -359,7 +359,7 @@ class FuseStorage final : public Storage {
       return SysResult::success();
     }
     detail["error"] = r.value("error", std::string("daemon refused"));
-    return SysResult::failure(EINVAL);
+    return SysResult::harness_failure("syncprobe-blockdev");
   }
 
   void kill_workers() {
@@ -396,7 +396,7 @@ class FuseStorage final : public Storage {
     if (r.timed_out) return SysResult::hang();
     if (!r.ok()) {
       mount_error_ = r.describe(argv);
-      return SysResult::failure(EIO);
+      return SysResult::harness_failure("mount(8)");
     }
     mounted_ = true;
     return SysResult::success();
@@ -413,7 +413,7 @@ class FuseStorage final : public Storage {
     return true;
   }
 
-  FuseFs f_;
+  FilesystemSpec f_;
   std::string dir_, image_, mount_error_;
   int timeout_;
   Daemon dev_;
@@ -425,22 +425,14 @@ class FuseStorage final : public Storage {
 
 }  // namespace
 
-void make_template(const FuseFs& f, const std::string& path) {
+void make_template(const FilesystemSpec& f, const std::string& path) {
   fs::create_directories(fs::path(path).parent_path());
   std::ofstream(path, std::ios::trunc);
   fs::resize_file(path, kImageBytes);
-  // No lazy initialisation: nothing may write behind the case's back.
-  if (f.fs == "ext4")
-    must({"mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0,nodiscard", path});
-  else if (f.fs == "xfs")
-    must({"mkfs.xfs", "-q", "-f", "-K", path});
-  else if (f.fs == "btrfs")
-    must({"mkfs.btrfs", "-q", "-f", "-K", path});
-  else
-    must({"mkfs." + f.fs, path});
+  must(f.mkfs_argv(path));
 }
 
-std::unique_ptr<Storage> make_fuse_storage(const FuseFs& f, const std::string& template_image,
+std::unique_ptr<Storage> make_fuse_storage(const FilesystemSpec& f, const std::string& template_image,
                                            const std::string& dir, int step_timeout_ms) {
   return std::make_unique<FuseStorage>(f, template_image, dir, step_timeout_ms);
 }

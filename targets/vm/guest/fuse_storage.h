@@ -11,21 +11,18 @@
 #include <memory>
 #include <string>
 
+#include "syncprobe/filesystems.h"
 #include "syncprobe/storage.h"
 
 namespace syncprobe::guest {
 
-struct FuseFs {
-  std::string fs, options;
-};
-
 // Makes the filesystem image `path` for `f` (once per target). Throws with
 // the command that failed.
-void make_template(const FuseFs& f, const std::string& path);
+void make_template(const FilesystemSpec& f, const std::string& path);
 
 // A fresh storage for one case from `template_image`, under `dir` (created).
 // Throws with what failed.
-std::unique_ptr<Storage> make_fuse_storage(const FuseFs& f, const std::string& template_image,
+std::unique_ptr<Storage> make_fuse_storage(const FilesystemSpec& f, const std::string& template_image,
                                            const std::string& dir, int step_timeout_ms);
 
 }  // namespace syncprobe::guest

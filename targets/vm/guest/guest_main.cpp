@@ -69,7 +69,6 @@ class Output {
 
 // One target's cases. The filesystem template is made on first use.
 void run_target(const vm::GuestTarget& t, const std::vector<Case>& cases, int timeout_ms, Output& out) {
-  const guest::FuseFs ffs{t.fs, t.options};
   const std::string tmpl = std::string(kWork) + "/template.img";
   bool have_template = false;
   const auto caps = vm::vm_capabilities();
@@ -80,8 +79,8 @@ void run_target(const vm::GuestTarget& t, const std::vector<Case>& cases, int ti
     r.case_hash = c.hash;
     r.target = t.name;
     r.started_at = now_iso8601();
-    r.environment = {{"kind", "vm"}, {"kernel", kernel_release()}, {"fs", t.fs},
-                     {"mount_options", t.options}, {"measured", true}};
+    r.environment = {{"kind", "vm"}, {"kernel", kernel_release()}, {"fs", t.fs.fs},
+                     {"mount_options", t.fs.options}, {"measured", true}};
     std::string missing;
     const auto need = c.capabilities();
     for (const auto& cap : need)
@@ -95,13 +94,13 @@ void run_target(const vm::GuestTarget& t, const std::vector<Case>& cases, int ti
       try {
         std::unique_ptr<Storage> storage;
         if (need.count("thin-pool")) {
-          storage = make_dm_storage(DmFs{t.fs, t.options}, DmLayout{}, true, timeout_ms);
+          storage = make_dm_storage(DmFs{t.fs.fs, t.fs.options}, DmLayout{}, true, timeout_ms);
         } else {
           if (!have_template) {
-            guest::make_template(ffs, tmpl);
+            guest::make_template(t.fs, tmpl);
             have_template = true;
           }
-          storage = guest::make_fuse_storage(ffs, tmpl, std::string(kWork) + "/case", timeout_ms);
+          storage = guest::make_fuse_storage(t.fs, tmpl, std::string(kWork) + "/case", timeout_ms);
         }
         r.environment = storage->environment();
         interpret(c, *storage, r);

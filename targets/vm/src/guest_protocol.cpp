@@ -8,7 +8,7 @@ std::string encode_input(const GuestInput& in) {
                       {"targets", nlohmann::json::array()}};
   for (const Case& c : in.cases) j["cases"].push_back(c);
   for (const auto& t : in.targets)
-    j["targets"].push_back({{"name", t.name}, {"fs", t.fs}, {"options", t.options}});
+    j["targets"].push_back({{"name", t.name}, {"fs", t.fs}});
   std::string text = j.dump();
   text.push_back('\0');
   text.resize((text.size() + 4095) / 4096 * 4096, '\0');
@@ -21,7 +21,7 @@ GuestInput decode_input(const std::string& text) {
   in.step_timeout_ms = j.value("step_timeout_ms", 20000);
   for (const auto& c : j.at("cases")) in.cases.push_back(c.get<Case>());
   for (const auto& t : j.at("targets"))
-    in.targets.push_back({t.at("name"), t.at("fs"), t.value("options", "")});
+    in.targets.push_back({t.at("name"), t.at("fs").get<FilesystemSpec>()});
   return in;
 }
 

@@ -11,14 +11,14 @@
 #include <nlohmann/json.hpp>
 
 #include "syncprobe/case.h"
+#include "syncprobe/filesystems.h"
 #include "syncprobe/observation.h"
 
 namespace syncprobe::vm {
 
 struct GuestTarget {
-  std::string name;     // "vm:6.12:ext4:data=journal"
-  std::string fs;       // "ext4"
-  std::string options;  // mount options, "" for defaults
+  std::string name;        // "vm:6.12:ext4:data=journal"
+  FilesystemSpec fs;       // its entry of data/filesystems.toml
 };
 
 struct GuestInput {

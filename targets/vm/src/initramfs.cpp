@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "syncprobe/catalog.h"
 #include "syncprobe/command.h"
 #include "syncprobe/paths.h"
 
@@ -121,7 +122,13 @@ std::string build_initramfs(const Installed& k, std::string& error) {
     error = "syncprobe-blockdev is not built (install libfuse3-dev: scripts/setup)";
     return "";
   }
-  const std::vector<std::string> tools = {"busybox", "mkfs.ext4", "mkfs.xfs", "mkfs.btrfs", "dmsetup"};
+  std::vector<std::string> tools = {"busybox", "dmsetup"};
+  std::vector<std::string> wanted = catalogue().guest_modules();
+  for (const auto& f : filesystems()) {  // data/filesystems.toml: each one's tools and modules
+    for (const auto& t : f.tools)
+      if (std::find(tools.begin(), tools.end(), t) == tools.end()) tools.push_back(t);
+    wanted.insert(wanted.end(), f.modules.begin(), f.modules.end());
+  }
   std::string key = k.release + "|" + k.modules + "|" + kInit + "|" + file_key(guest) + "|" +
                     file_key(blockdev);
   for (const auto& t : tools) {
@@ -132,7 +139,6 @@ std::string build_initramfs(const Installed& k, std::string& error) {
     }
     key += "|" + file_key(p);
   }
-  const std::vector<std::string> wanted = catalogue().guest_modules();
   for (const auto& m : wanted) key += "|" + m;
   const std::string out = cache_dir() + "/vm/initramfs-" + k.release + "-" + hash_hex(key) + ".cpio.gz";
   if (fs::exists(out)) return out;
@@ -146,8 +152,8 @@ std::string build_initramfs(const Installed& k, std::string& error) {
   fs::create_symlink("busybox", stage + "/bin/sh");
   copy_file_to(guest, stage + "/bin/syncprobe-guest");
   copy_with_libs(blockdev, "/bin/syncprobe-blockdev", stage);
-  for (const auto& t : {"mkfs.ext4", "mkfs.xfs", "mkfs.btrfs", "dmsetup"})
-    copy_with_libs(find_program(t), std::string("/usr/sbin/") + t, stage);
+  for (size_t i = 1; i < tools.size(); ++i)  // all but busybox
+    copy_with_libs(find_program(tools[i]), "/usr/sbin/" + tools[i], stage);
   std::ofstream(stage + "/init") << kInit;
   fs::permissions(stage + "/init", fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
                                        fs::perms::others_read | fs::perms::others_exec);

@@ -20,6 +20,7 @@
 #include "initramfs.h"
 #include "kernel_catalogue.h"
 #include "qemu.h"
+#include "syncprobe/catalog.h"
 #include "syncprobe/command.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/paths.h"
@@ -29,12 +30,9 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct VmFs {
-  std::string fs, options;
-};
-const std::vector<VmFs> kFilesystems = {{"ext4", ""}, {"ext4", "data=journal"}, {"xfs", ""}, {"btrfs", ""}};
+using VmFs = FilesystemSpec;  // an entry of data/filesystems.toml
 
-std::string fs_suffix(const VmFs& f) { return f.fs + (f.options.empty() ? "" : ":" + f.options); }
+std::string fs_suffix(const VmFs& f) { return f.name; }
 
 std::string read_text(const std::string& path) {
   std::ifstream in(path);
@@ -148,7 +146,7 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(const std::ve
   for (const Case* c : cases) in.cases.push_back(*c);
   for (Target* t : targets) {
     const auto& f = static_cast<VmTarget*>(t)->filesystem();
-    in.targets.push_back({t->name(), f.fs, f.options});
+    in.targets.push_back({t->name(), f});
   }
   if (!fs::exists(ctx.scratch_dir + "/owner.pid"))
     std::ofstream(ctx.scratch_dir + "/owner.pid") << getpid() << "\n";
@@ -201,12 +199,12 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(const std::ve
 std::unique_ptr<Target> make_vm_target(const std::string& spec, std::string& error) {
   const auto names = kernel_names();
   for (const auto& n : names)
-    for (const auto& f : kFilesystems)
+    for (const auto& f : filesystems())
       if (spec == n + ":" + fs_suffix(f)) return std::make_unique<VmTarget>(n, f);
   error = "unknown vm target 'vm:" + spec + "': kernels";
   for (const auto& n : names) error += " " + n;
   error += " (data/kernels.toml, `syncprobe vm add`) with filesystems";
-  for (const auto& f : kFilesystems) error += " " + fs_suffix(f);
+  for (const auto& f : filesystems()) error += " " + fs_suffix(f);
   error += " (e.g. vm:6.1:ext4)";
   return nullptr;
 }
@@ -214,7 +212,7 @@ std::unique_ptr<Target> make_vm_target(const std::string& spec, std::string& err
 std::vector<std::string> vm_target_names() {
   std::vector<std::string> names;
   for (const auto& n : kernel_names())
-    for (const auto& f : kFilesystems) names.push_back("vm:" + n + ":" + fs_suffix(f));
+    for (const auto& f : filesystems()) names.push_back("vm:" + n + ":" + fs_suffix(f));
   return names;
 }
 

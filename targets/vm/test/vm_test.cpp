@@ -144,7 +144,12 @@ TEST(GuestProtocol, InputRoundTripsAndIsPaddedToPages) {
   c.id = "some-case";
   c.file = "cases/some-case.toml";
   in.cases.push_back(c);
-  in.targets.push_back({"vm:6.1:ext4:data=journal", "ext4", "data=journal"});
+  FilesystemSpec f;
+  f.name = "ext4:data=journal";
+  f.fs = "ext4";
+  f.options = "data=journal";
+  f.mkfs = {"mkfs.ext4", "{device}"};
+  in.targets.push_back({"vm:6.1:ext4:data=journal", f});
   const std::string disk = vm::encode_input(in);
   EXPECT_EQ(disk.size() % 4096, 0u);
   const vm::GuestInput back = vm::decode_input(disk);
@@ -152,7 +157,8 @@ TEST(GuestProtocol, InputRoundTripsAndIsPaddedToPages) {
   ASSERT_EQ(back.cases.size(), 1u);
   EXPECT_EQ(back.cases[0].id, "some-case");
   ASSERT_EQ(back.targets.size(), 1u);
-  EXPECT_EQ(back.targets[0].options, "data=journal");
+  EXPECT_EQ(back.targets[0].fs.options, "data=journal");
+  EXPECT_EQ(back.targets[0].fs.mkfs_argv("/dev/x").back(), "/dev/x");
 }
 
 TEST(GuestProtocol, OutputSkipsATornLastLine) {

@@ -1,0 +1,80 @@
+// The interpreter keeps syncprobe's own failures apart from the kernel's: a
+// storage operation that fails in the harness (mount(8), the fault daemon)
+// ends the case as `error` with its origin, and the JSON carries no errno.
+#include <gtest/gtest.h>
+
+#include "syncprobe/interpreter.h"
+#include "syncprobe/storage.h"
+
+namespace syncprobe {
+namespace {
+
+class NullProcess : public Process {
+ public:
+  SysResult open(const std::string&, const OpenFlags&) override { return SysResult::success(3); }
+  SysResult close(int) override { return SysResult::success(); }
+  SysResult pwrite(int, std::span<const std::byte> d, uint64_t) override { return SysResult::success(int64_t(d.size())); }
+  SysResult pread(int, std::span<std::byte>, uint64_t) override { return SysResult::success(0); }
+  SysResult fsync(int) override { return SysResult::failure(EIO); }
+  SysResult fdatasync(int) override { return SysResult::success(); }
+  SysResult sync_file_range(int, uint64_t, uint64_t, const SyncFileRangeFlags&) override { return SysResult::success(); }
+  SysResult msync_write(int, std::span<const std::byte>, uint64_t) override { return SysResult::success(); }
+  SysResult syncfs(int) override { return SysResult::success(); }
+  SysResult sync() override { return SysResult::success(); }
+  SysResult stat(const std::string&) override { return SysResult::success(); }
+  SysResult rename(const std::string&, const std::string&) override { return SysResult::success(); }
+  SysResult unlink(const std::string&) override { return SysResult::success(); }
+};
+
+class MountFailsStorage : public Storage {
+ public:
+  std::string layer() const override { return "test"; }
+  nlohmann::json environment() const override { return nlohmann::json::object(); }
+  Process& process(const std::string&) override { return p_; }
+  SysResult fault(const FaultRequest&, nlohmann::json&) override { return SysResult::success(); }
+  SysResult heal() override { return SysResult::success(); }
+  SysResult thin_limit(uint64_t, FaultMode, nlohmann::json&) override { return SysResult::success(); }
+  SysResult grow(uint64_t, nlohmann::json&) override { return SysResult::success(); }
+  SysResult memory_limit(uint64_t) override { return SysResult::success(); }
+  SysResult cache_limit(uint64_t) override { return SysResult::success(); }
+  SysResult drop_caches() override { return SysResult::success(); }
+  SysResult writeback() override { return SysResult::success(); }
+  SysResult remount() override { return SysResult::harness_failure("mount(8)"); }
+  SysResult power_cut() override { return SysResult::success(); }
+  ReadBack read_back(const std::string&, uint64_t, uint64_t) override { return {SysResult::success(), {}}; }
+  uint64_t injected_hits() override { return 0; }
+
+ private:
+  NullProcess p_;
+};
+
+Step step(StepKind k, std::map<std::string, std::string> args = {}) {
+  Step s;
+  s.kind = k;
+  s.proc = "a";
+  s.args = std::move(args);
+  return s;
+}
+
+TEST(Interpreter, HarnessFailureIsAnErrorOfTheCaseNotAnErrno) {
+  Case c;
+  c.id = "t";
+  c.steps = {step(StepKind::open, {{"fd", "a"}, {"file", "f"}}), step(StepKind::fsync, {{"fd", "a"}}),
+             step(StepKind::close, {{"fd", "a"}}), step(StepKind::remount), step(StepKind::sync)};
+  MountFailsStorage storage;
+  CaseResult r;
+  interpret(c, storage, r);
+  ASSERT_EQ(r.steps.size(), 4u) << "the case stops at the failing harness step";
+  EXPECT_EQ(r.status, CaseStatus::error);
+  EXPECT_NE(r.reason.find("harness failure (mount(8))"), std::string::npos) << r.reason;
+  EXPECT_EQ(r.steps[1].result.err, EIO) << "a real errno stays an errno";
+  const nlohmann::json j = r.steps[3];
+  EXPECT_TRUE(j["errno"].is_null());
+  EXPECT_EQ(j["harness"], "mount(8)");
+  const StepObservation back = j.get<StepObservation>();
+  EXPECT_FALSE(back.result.ok());
+  EXPECT_EQ(back.result.err, 0);
+}
+
+}  // namespace
+}  // namespace syncprobe

@@ -82,6 +82,11 @@ std::vector<KernelColumns> kernel_columns(const json& summary) {
   std::map<std::string, std::vector<std::pair<std::string, std::string>>> by_fs;  // fs -> (kernel, target)
   for (const auto& [name, t] : summary["targets"].items()) {
     if (!t.value("measured", false)) continue;
+    // A target that completed no case (its kernel not fetched here) measured nothing.
+    bool completed = false;
+    for (const auto& [c, cj] : t.value("cases", json::object()).items())
+      completed |= cj.value("status", "") == "completed";
+    if (!completed) continue;
     const std::string f = fs_of(name);
     if (f.empty()) continue;
     by_fs[f].push_back({t["environment"].value("kernel", "?"), name});

@@ -18,7 +18,8 @@ struct RunView {
   std::vector<std::string> cases;
 };
 
-// Columns of one filesystem: targets measured on it, oldest kernel first.
+// Columns of one filesystem: targets that completed a case on it, oldest
+// kernel first; filesystems measured on fewer than two kernels are left out.
 struct KernelColumns {
   std::string fs;                    // "ext4:data=journal"
   std::vector<std::string> targets;  // "vm:5.10:ext4:data=journal", ..., "host:ext4:data=journal"

@@ -6,7 +6,7 @@ import shutil
 import pytest
 
 MALFORMED = sorted((pathlib.Path(__file__).parent / "malformed").glob("*.toml"))
-SUBCOMMANDS = ["list", "run", "classify", "report", "vm", "bench"]
+SUBCOMMANDS = ["list", "run", "classify", "report", "vm", "bench", "merge", "completion"]
 
 
 def test_version(syncprobe):

@@ -38,7 +38,8 @@ int report_command(const ReportOptions& opts, std::ostream& out, std::ostream& e
 
 int vm_command(const VmOptions& o, std::ostream& out, std::ostream& err) {
   try {
-    if (o.action == "list") return vm_list(o.refresh, out, err);
+    if (o.action == "list") return vm_list(o.refresh, false, out, err);
+    if (o.action == "status") return vm_list(false, true, out, err);
     if (o.action == "fetch") return vm_fetch(o.kernels, out, err);
     if (o.action == "build") return vm_build(o.kernels, out, err);
     if (o.action == "add") return vm_add({o.name, o.kernel, o.modules, o.config, o.debs, o.force}, out, err);
@@ -46,7 +47,7 @@ int vm_command(const VmOptions& o, std::ostream& out, std::ostream& err) {
     err << "syncprobe vm " << o.action << ": " << e.what() << "\n";  // e.g. a bad kernels.toml
     return 2;
   }
-  err << "syncprobe vm: unknown action '" << o.action << "': use list, fetch, add or build\n";
+  err << "syncprobe vm: unknown action '" << o.action << "': use list, status, fetch, add or build\n";
   return 2;
 }
 

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "syncprobe/commands.h"
+#include "syncprobe/completion.h"
 #include "syncprobe/paths.h"
 
 int main(int argc, char** argv) {
@@ -17,7 +18,8 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("syncprobe ") + SYNCPROBE_VERSION);
   app.require_subcommand(1);
   app.footer("Exit status: 0 done (whatever the verdicts), 2 bad input, 1 internal failure.\n"
-             "Docs: README.md, docs/ (cases, results, classifier, report, host, vm, bench).");
+             "Docs: README.md and docs/ in the source tree or /usr/share/doc/syncprobe (design, cases, results, "
+             "classifier, report, host, vm, bench, matrix).");
 
   // list
   std::string list_what;
@@ -27,7 +29,7 @@ int main(int argc, char** argv) {
   list->add_option("what", list_what, "cases | steps | targets | policies | capabilities")
       ->required()
       ->check(CLI::IsMember({"cases", "steps", "targets", "policies", "capabilities"}));
-  list->add_option("--cases", list_cases_dir, "case directory (default: the repository's cases/)");
+  list->add_option("--cases", list_cases_dir, "case directory (default: $SYNCPROBE_CASES, else share/syncprobe/cases beside the binary)");
 
   // run
   RunOptions ro;
@@ -37,8 +39,11 @@ int main(int argc, char** argv) {
                   "target or pattern: reference:<policy>, reference:*, host:<fs>[:<opts>], host:*, "
                   "vm:<kernel>:<fs>, vm:* (repeatable; default: reference:* and host:*)");
   run->add_option("--case,-c", ro.cases, "case id or glob (repeatable; default: all)");
-  run->add_option("--cases", ro.cases_dir, "case directory (default: the repository's cases/)");
+  run->add_option("--cases", ro.cases_dir, "case directory (default: $SYNCPROBE_CASES, else share/syncprobe/cases beside the binary)");
   run->add_option("--out,-o", ro.out_dir, "results directory (default: results/<run-id>)");
+  run->add_option("--shard", ro.shard,
+                  "K/N: run only the K-th of N deterministic slices of the plan (a VM kernel's cases "
+                  "stay in one slice); combine the N result directories with `syncprobe merge`");
   run->add_option("--jobs,-j", ro.jobs, "threads for the reference targets")->check(CLI::Range(1, 256));
   run->add_option("--vm-jobs", ro.vm_jobs, "VM guests running at once, one kernel each (default 2)")
       ->check(CLI::Range(1, 64));
@@ -58,17 +63,26 @@ int main(int argc, char** argv) {
   // report
   ReportOptions rep;
   std::string compare_with;
-  auto* report = app.add_subcommand("report", "Write the HTML report (and JUnit XML, Markdown) of a run");
+  auto* report = app.add_subcommand("report", "Write the HTML report (and JUnit XML, KTAP, Markdown) of a run");
   report->add_option("results_dir", rep.results_dir, "a directory written by `syncprobe run`")->required();
   report->add_option("-o,--out", rep.out_dir, "output directory (default: reports/<run-id>)");
   report->add_option("--compare", compare_with, "a second run: report what changed from RESULTS_DIR to it");
 
+  // merge
+  std::vector<std::string> merge_dirs;
+  std::string merge_out;
+  auto* merge = app.add_subcommand("merge", "Combine the result directories of a sharded run (or runs of one "
+                                            "catalogue on other targets) into one run, and classify it");
+  merge->add_option("runs", merge_dirs, "result directories written by `syncprobe run --shard K/N`")->required();
+  merge->add_option("-o,--out", merge_out, "the merged results directory (new or empty)")->required();
+
   // vm
   VmOptions vo;
-  auto* vm = app.add_subcommand("vm", "Guest kernels for vm: targets: list, fetch, add, build");
+  auto* vm = app.add_subcommand("vm", "Guest kernels for vm: targets: list, status, fetch, add, build");
   vm->require_subcommand(1);
   auto* vm_list_cmd = vm->add_subcommand("list", "The kernel catalogue: fetched, available in Debian today, or why not");
   vm_list_cmd->add_flag("--refresh", vo.refresh, "download the private package lists again");
+  vm->add_subcommand("status", "What is fetched, the cache and the accelerator, without looking anything up");
   auto* vm_fetch_cmd = vm->add_subcommand("fetch", "Download the newest package of series into the cache");
   vm_fetch_cmd->add_option("series", vo.kernels, "series of data/kernels.toml, or all (default)");
   auto* vm_add_cmd = vm->add_subcommand("add", "Add your own kernel: vm add NAME --kernel bzImage --modules DIR | --deb FILE...");
@@ -88,6 +102,11 @@ int main(int argc, char** argv) {
   bench->add_option("--out,-o", bo.out_dir, "directory for bench.json (a run directory puts it in that run's report)");
   bench->add_option("--iterations,-n", bo.iterations, "samples per figure")->check(CLI::Range(1, 1000000));
   bench->add_flag("--smoke", bo.smoke, "minimal iterations (CI)");
+
+  // completion: the shell completion script, generated from the option tables above.
+  std::string completion_shell;
+  auto* completion = app.add_subcommand("completion", "Print the shell completion script (bash)");
+  completion->add_option("shell", completion_shell, "bash")->required()->check(CLI::IsMember({"bash"}));
 
   try {
     app.parse(argc, argv);
@@ -109,9 +128,15 @@ int main(int argc, char** argv) {
       if (!compare_with.empty()) rep.compare_with = compare_with;
       return report_command(rep, std::cout, std::cerr);
     }
+    if (*merge)
+      return merge_command(merge_dirs, merge_out, std::vector<std::string>(argv, argv + argc), std::cout, std::cerr);
     if (*vm) {
       for (auto* sub : vm->get_subcommands()) vo.action = sub->get_name();
       return vm_command(vo, std::cout, std::cerr);
+    }
+    if (*completion) {
+      bash_completion(app, std::cout);
+      return 0;
     }
     if (*bench) return bench_command(bo, std::cout, std::cerr);
   } catch (const std::exception& e) {

@@ -24,6 +24,7 @@
 #include "syncprobe/commands.h"
 #include "syncprobe/executor.h"
 #include "syncprobe/paths.h"
+#include "syncprobe/plan.h"
 #include "syncprobe/registry.h"
 #include "syncprobe/interrupt.h"
 #include "syncprobe/linux_fs.h"
@@ -33,7 +34,6 @@
 namespace fs = std::filesystem;
 
 namespace syncprobe {
-namespace {
 
 std::string utc_now(const char* format) {
   const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
@@ -48,6 +48,8 @@ std::string new_run_id() {
   std::random_device rd;
   return utc_now("%Y%m%d-%H%M%S") + fmt::format("-{:04x}", rd() & 0xffff);
 }
+
+namespace {
 
 std::string scratch_root() {
   if (const char* s = std::getenv("SYNCPROBE_SCRATCH")) return s;
@@ -144,6 +146,15 @@ class Progress {
 
 int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   // Plan: nothing runs until every case parses and every target is known.
+  std::optional<Shard> shard;
+  if (!opts.shard.empty()) {
+    std::string why;
+    shard = parse_shard(opts.shard, why);
+    if (!shard) {
+      err << "syncprobe run: " << why << "\n";
+      return 2;
+    }
+  }
   const std::string cases_dir = opts.cases_dir.empty() ? default_cases_dir() : opts.cases_dir;
   const auto capabilities = capability_table(err);
   if (!capabilities) return 2;
@@ -172,6 +183,23 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
     }
     targets.push_back(std::move(t));
   }
+
+  // The (target, case) pairs this process runs: all of them, or its shard's
+  // slice (engine/plan.h: a VM kernel's cases stay in one shard).
+  std::set<std::pair<std::string, std::string>> mine;
+  {
+    std::vector<PlanTarget> plan;
+    std::vector<std::string> ids;
+    for (const auto& t : targets) plan.push_back({t->name(), t->batch_key()});
+    for (const Case* c : cases) ids.push_back(c->id);
+    mine = shard_pairs(plan, ids, shard.value_or(Shard{}));
+  }
+  auto cases_for = [&](const Target& t) {
+    std::vector<const Case*> v;
+    for (const Case* c : cases)
+      if (mine.count({t.name(), c->id})) v.push_back(c);
+    return v;
+  };
 
   const std::string run_id = new_run_id();
   const std::string out_dir = opts.out_dir.empty()
@@ -208,6 +236,7 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
                         {"targets", nlohmann::json::object()},
                         {"cases", nlohmann::json::object()}};
   for (const Case* c : cases) run["cases"][c->id] = *c;
+  if (shard) run["shard"] = {{"index", shard->index}, {"count", shard->count}, {"case_runs", mine.size()}};
   for (const auto& t : targets) {
     const Availability a = t->availability();
     run["targets"][t->name()] = {{"measured", t->measured()},
@@ -220,20 +249,38 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   }
   write_file_atomic(out_dir + "/run.json", run.dump(2));
   out << "syncprobe: run " << run_id << ": " << cases.size() << " cases on " << targets.size()
-      << " targets -> " << out_dir << "\n";
+      << " targets";
+  if (shard)
+    out << ", shard " << shard->index << "/" << shard->count << ": " << mine.size() << " of "
+        << cases.size() * targets.size() << " case runs";
+  out << " -> " << out_dir << "\n";
 
-  Progress progress(cases.size() * targets.size(), opts.progress);
+  Progress progress(mine.size(), opts.progress);
   bool internal_failure = false;
-  Plan plan;
-  plan.cases = cases;
-  plan.jobs = opts.jobs;
-  plan.isolated_jobs = opts.vm_jobs;
-  for (auto& t : targets) plan.targets.push_back(t.get());
-  const bool machinery_ok = execute(plan, ctx, [&](const CaseResult& r) {
+  auto sink = [&](const CaseResult& r) {
     write_file_atomic(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(r).dump(2));
     progress.step(r.target, r.case_id, r.status);
-  });
-  internal_failure = !machinery_ok;
+  };
+  // One execute() per set of targets that share their slice of the cases:
+  // unsharded, one call for everything; a VM kernel's targets always share.
+  std::map<std::vector<const Case*>, std::vector<Target*>> by_slice;
+  std::vector<std::vector<const Case*>> slice_order;
+  for (auto& t : targets) {
+    std::vector<const Case*> slice = cases_for(*t);
+    if (slice.empty()) continue;
+    auto [it, added] = by_slice.try_emplace(slice);
+    if (added) slice_order.push_back(slice);
+    it->second.push_back(t.get());
+  }
+  for (const auto& slice : slice_order) {
+    if (interrupted()) break;
+    Plan plan;
+    plan.cases = slice;
+    plan.jobs = opts.jobs;
+    plan.isolated_jobs = opts.vm_jobs;
+    plan.targets = by_slice[slice];
+    if (!execute(plan, ctx, sink)) internal_failure = true;
+  }
   progress.finish();
   // The targets' destructors release what they hold; then the run's scratch
   // directory goes, unless a mount below it would not (the next run's
@@ -247,13 +294,19 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   if (interrupted()) run["interrupted_by_signal"] = interrupt_signal();
   write_file_atomic(out_dir + "/run.json", run.dump(2));
 
-  try {
-    const nlohmann::json summary = classify(load_run(out_dir));
-    write_file_atomic(out_dir + "/summary.json", summary.dump(2));
-    print_summary(summary, out);
-  } catch (const std::exception& e) {
-    err << "syncprobe run: classification failed: " << e.what() << "\n";
-    internal_failure = true;
+  if (shard) {
+    // One shard's results classify only together with the others'.
+    out << fmt::format("syncprobe: shard {}/{} done; combine the shards with `syncprobe merge`\n",
+                       shard->index, shard->count);
+  } else {
+    try {
+      const nlohmann::json summary = classify(load_run(out_dir));
+      write_file_atomic(out_dir + "/summary.json", summary.dump(2));
+      print_summary(summary, out);
+    } catch (const std::exception& e) {
+      err << "syncprobe run: classification failed: " << e.what() << "\n";
+      internal_failure = true;
+    }
   }
   out << fmt::format("syncprobe: {} completed, {} skipped, {} hung, {} error; results in {}\n",
                      progress.count(CaseStatus::completed), progress.count(CaseStatus::skipped),

@@ -77,6 +77,8 @@ void write_file_atomic(const std::string& path, const std::string& content) {
   fsync_dir(dir.string());
 }
 
+nlohmann::json read_json_file(const std::string& path) { return read_json(path); }
+
 std::string result_path(const std::string& target, const std::string& case_id) {
   return target + "/" + case_id + ".json";
 }

@@ -16,6 +16,7 @@ struct RunOptions {
   std::vector<std::string> cases;     // ids or globs; empty: all
   std::string cases_dir;              // default: default_cases_dir() (paths.h)
   std::string out_dir;                // default: results/<run-id> under the current directory
+  std::string shard;                  // "K/N": run only that slice of the plan (engine/plan.h)
   int jobs = 1;
   int vm_jobs = 2;                    // VM guests booted at once (one per core suits TCG)
   int step_timeout_ms = 10000;
@@ -24,6 +25,17 @@ struct RunOptions {
   std::vector<std::string> command_line;  // argv, recorded in run.json
 };
 int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err);
+
+// `syncprobe merge RUN... -o OUT`: the shards of one sharded run (or runs of
+// one catalogue on different targets) combined into OUT, classified as one run.
+// Refuses runs of different catalogues or syncprobe versions, missing or
+// repeated shards, and a target measured on two different platforms.
+int merge_command(const std::vector<std::string>& runs, const std::string& out_dir,
+                  const std::vector<std::string>& command_line, std::ostream& out, std::ostream& err);
+
+// A new run id, "YYYYMMDD-HHMMSS-xxxx" (UTC, 16 random bits), and the UTC time in `format`.
+std::string new_run_id();
+std::string utc_now(const char* format);
 
 // Classifies RESULTS_DIR (writes RESULTS_DIR/summary.json) and prints the
 // profiles and rule verdicts.
@@ -36,9 +48,9 @@ int report_command(const ReportOptions& opts, std::ostream& out, std::ostream& e
 int list_command(const std::string& what, const std::string& cases_dir, std::ostream& out,
                  std::ostream& err);
 
-// `syncprobe vm list|fetch|add|build` (guest kernels and their initramfs).
+// `syncprobe vm list|status|fetch|add|build` (guest kernels and their initramfs).
 struct VmOptions {
-  std::string action;                // list, fetch, add, build
+  std::string action;                // list, status, fetch, add, build
   std::vector<std::string> kernels;  // fetch, build: series or names ("all")
   bool refresh = false;              // list: download the package lists again
   std::string name, kernel, modules, config;  // add

@@ -17,6 +17,10 @@ namespace syncprobe {
 // path and errno name) on failure.
 void write_file_atomic(const std::string& path, const std::string& content);
 
+// A JSON file of a results directory (summary.json, bench.json). Throws
+// std::runtime_error naming the file when it cannot be read or parsed.
+nlohmann::json read_json_file(const std::string& path);
+
 // The relative path of a case result: "<target>/<case-id>.json".
 std::string result_path(const std::string& target, const std::string& case_id);
 

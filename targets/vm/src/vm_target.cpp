@@ -283,18 +283,18 @@ int vm_build(const std::vector<std::string>& kernels, std::ostream& out, std::os
   return 0;
 }
 
-int vm_list(bool refresh, std::ostream& out, std::ostream& err) {
+int vm_list(bool refresh, bool offline, std::ostream& out, std::ostream& err) {
   const vm::Catalogue& c = vm::catalogue();
   std::string error;
-  const bool lists = vm::update_lists(refresh, error);
-  if (!lists) err << "syncprobe vm list: private package lists: " << error << "\n";
+  const bool lists = !offline && vm::update_lists(refresh, error);
+  if (!offline && !lists) err << "syncprobe vm list: private package lists: " << error << "\n";
   out << "catalogue: " << c.file << "\ncache: " << vm::kernels_dir() << "\naccelerator: "
       << vm::preferred_accelerator() << "\n\n";
   out << "kernel  fetched                      available in Debian today\n";
   for (const auto& s : c.series) {
     const auto k = vm::installed(s.name);
     std::string fetched = k && k->present() ? k->release : "-";
-    std::string avail = "package lists unavailable";
+    std::string avail = offline ? "not looked up (syncprobe vm list)" : "package lists unavailable";
     if (lists) {
       const vm::Resolution r = vm::resolve(s);
       avail = r.ok ? r.packages.front().name + " " + r.packages.front().version + " (" +
@@ -316,7 +316,7 @@ int vm_list(bool refresh, std::ostream& out, std::ostream& err) {
       if (!k.packages.empty()) out << " from " << k.packages.front();
       out << "\n";
     }
-  return lists ? 0 : 1;
+  return lists || offline ? 0 : 1;
 }
 
 TargetKind vm_target_kind() {

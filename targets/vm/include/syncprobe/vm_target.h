@@ -20,8 +20,9 @@ void vm_cleanup_stale(const std::string& scratch_root, std::ostream& log);
 std::vector<std::string> vm_kernel_names();
 // `vm list`: every series of the catalogue, fetched or not, and what Debian
 // offers for it today (or why nothing); then added kernels. `refresh`
-// downloads the package lists even when they are recent.
-int vm_list(bool refresh, std::ostream& out, std::ostream& err);
+// downloads the package lists even when they are recent; `offline` (vm
+// status) looks nothing up: the cache, what is fetched, the accelerator.
+int vm_list(bool refresh, bool offline, std::ostream& out, std::ostream& err);
 // Fetches the newest package of each series ("all" or none: every series;
 // series Debian does not publish are reported, not failed, then).
 int vm_fetch(const std::vector<std::string>& kernels, std::ostream& out, std::ostream& err);

@@ -1,0 +1,188 @@
+// index.html: the headline table, the rules and case matrices, latency, benchmarks.
+#include "across_kernels.h"
+#include "site.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <fmt/format.h>
+
+#include "syncprobe/report.h"
+
+namespace syncprobe::site {
+namespace {
+
+// fsync/fdatasync latency per target, healthy vs failing, on a log axis.
+std::string latency_svg(const Run& r) {
+  struct Row {
+    std::string target;
+    std::vector<double> ok, failed;
+  };
+  std::vector<Row> rows;
+  for (const auto& t : r.targets) {
+    Row row{t, {}, {}};
+    for (const auto& c : r.cases) {
+      json res = r.result(t, c);
+      if (res.is_null()) continue;
+      for (const auto& s : res["steps"]) {
+        const std::string op = s.value("op", "");
+        if (op != "fsync" && op != "fdatasync") continue;
+        const double ns = s.value("duration_ns", 0.0);
+        if (ns <= 0) continue;
+        (s.value("ret", 0) < 0 ? row.failed : row.ok).push_back(ns);
+      }
+    }
+    if (!row.ok.empty() || !row.failed.empty()) rows.push_back(row);
+  }
+  if (rows.empty()) return "<p class=\"note\">No fsync was timed in this run.</p>";
+  double lo = 1e12, hi = 1;
+  for (const auto& row : rows)
+    for (const auto* v : {&row.ok, &row.failed})
+      for (double x : *v) lo = std::min(lo, x), hi = std::max(hi, x);
+  const double l0 = std::floor(std::log10(std::max(lo, 1.0))), l1 = std::ceil(std::log10(hi) + 1e-9);
+  const int left = 230, width = 560, rowh = 34, top = 30;
+  const int h = top + int(rows.size()) * rowh + 40;
+  auto x = [&](double ns) { return left + (std::log10(ns) - l0) / std::max(1.0, l1 - l0) * width; };
+  std::string s = fmt::format(
+      "<svg role=\"img\" aria-labelledby=\"lat-title lat-desc\" viewBox=\"0 0 {} {}\" width=\"{}\" "
+      "xmlns=\"http://www.w3.org/2000/svg\" font-family=\"sans-serif\" font-size=\"11\">"
+      "<title id=\"lat-title\">fsync and fdatasync latency per target</title>"
+      "<desc id=\"lat-desc\">Each mark is one call: circles succeeded, crosses returned an error. "
+      "Log time axis.</desc>",
+      left + width + 20, h, left + width + 20);
+  for (double d = l0; d <= l1; d += 1) {
+    const double px = x(std::pow(10, d));
+    s += fmt::format("<line x1=\"{0:.1f}\" x2=\"{0:.1f}\" y1=\"{1}\" y2=\"{2}\" stroke=\"#d0d7de\"/>"
+                     "<text x=\"{0:.1f}\" y=\"{3}\" text-anchor=\"middle\">{4}</text>",
+                     px, top - 5, h - 30, h - 15, fmt_ns(std::pow(10, d)));
+  }
+  s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"middle\">time per call</text>", left + width / 2, h - 2);
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const int y = top + int(i) * rowh;
+    s += fmt::format("<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>", left - 8, y + 20,
+                     html_escape(rows[i].target));
+    for (double ns : rows[i].ok)
+      s += fmt::format("<circle cx=\"{:.1f}\" cy=\"{}\" r=\"3\" fill=\"none\" stroke=\"#1a7f37\"><title>ok {}</title></circle>",
+                       x(ns), y + 10, fmt_ns(ns));
+    for (double ns : rows[i].failed)
+      s += fmt::format("<path d=\"M{0:.1f} {1} l6 6 m0 -6 l-6 6\" stroke=\"#b42318\" stroke-width=\"1.5\"><title>error {2}</title></path>",
+                       x(ns) - 3, y + 20, fmt_ns(ns));
+  }
+  s += "</svg>";
+  s += "<p class=\"note\">Circles (upper row of each target): calls that succeeded. Crosses (lower row): calls that "
+       "returned an error. Times include the runner's round trip to its worker process on measured targets.</p>";
+  return s;
+}
+
+}  // namespace
+
+std::string index_page(const Run& r) {
+  const json& run = r.run;
+  std::string b;
+  b += "<header><h1>syncprobe report</h1><p class=\"meta\">Run <code>" + html_escape(run.value("id", "")) +
+       "</code>, " + html_escape(run.value("started_at", "")) + " to " + html_escape(run.value("finished_at", "")) +
+       "; host kernel " + html_escape(run["host"].value("kernel", "?")) + " (" +
+       html_escape(run["host"].value("machine", "")) + "); syncprobe " +
+       html_escape(run.value("syncprobe_version", "")) + ".<br>Command: <code>";
+  for (const auto& a : run.value("command", json::array())) b += html_escape(a.get<std::string>()) + " ";
+  b += "</code></p>";
+  b += "<nav><a href=\"#profiles\">Profiles</a> · <a href=\"#rules\">Rules</a> · <a href=\"#cases\">Cases</a> · "
+       "<a href=\"#latency\">Latency</a>" + std::string(r.bench.is_null() ? "" : " · <a href=\"#bench\">Benchmarks</a>") +
+       (report_detail::kernel_columns(r.summary).empty() ? "" : " · <a href=\"kernels.html\">Across kernels</a>") +
+       " · <a href=\"summary.md\">summary.md</a> · <a href=\"junit.xml\">junit.xml</a></nav></header>\n";
+
+  // Headline table.
+  b += "<h2 id=\"profiles\">What each platform does after a write fails</h2><div class=\"wrap\"><table>"
+       "<caption>Profiles: one row per platform, one column per axis of the taxonomy</caption><thead><tr>"
+       "<th scope=\"col\">Target</th><th scope=\"col\">Platform</th>";
+  for (const auto& a : kAxes) b += "<th scope=\"col\">" + axis_title(a) + "</th>";
+  b += "<th scope=\"col\">Closest policy</th></tr></thead><tbody>";
+  for (const auto& t : r.targets) {
+    const json& tj = r.summary["targets"][t];
+    b += "<tr><th scope=\"row\"><a href=\"targets/" + target_slug(t) + ".html\">" + html_escape(t) + "</a></th><td>" +
+         platform_cell(tj) + "</td>";
+    for (const auto& a : kAxes) {
+      const std::string v = tj["profile"].value(a, "unknown");
+      b += "<td class=\"" + value_class(v) + "\"><a href=\"targets/" + target_slug(t) + ".html#" + a + "\">" +
+           html_escape(v) + "</a></td>";
+    }
+    b += "<td>" + html_escape(tj.value("closest_policy", "")) + "</td></tr>";
+  }
+  b += "</tbody></table></div>";
+  b += "<table class=\"legend\"><caption>Axis values</caption><tbody>"
+       "<tr><th scope=\"row\">Reporting</th><td>silent · first-caller · once-per-fd · once-per-fd+unseen · deferred · sticky-until-close · until-persisted</td></tr>"
+       "<tr><th scope=\"row\">Page fate</th><td>clean-kept (marked clean, new data in cache) · reverted (cache shows the old data) · dirty-retained (kept and retried)</td></tr>"
+       "<tr><th scope=\"row\">Recovery</th><td>recovers · lost-reported · lost-silent (after repair, fsync succeeds but the data is gone)</td></tr>"
+       "<tr><th scope=\"row\">FS reaction</th><td>continues · read-only · shutdown · hangs</td></tr>"
+       "<tr><th scope=\"row\">Cross-fd</th><td>safe · corrupts (another process builds on data that never reached the disk and its fsync succeeds)</td></tr>"
+       "</tbody></table>";
+
+  // Rules matrix.
+  b += "<h2 id=\"rules\">Rules R1–R7</h2><div class=\"wrap\"><table><caption>Rule verdicts; each cell links to the "
+       "observations that decided it</caption><thead><tr><th scope=\"col\">Target</th>";
+  for (const auto& rule : kRules)
+    b += "<th scope=\"col\" title=\"" + html_escape(r.summary["rules"].value(rule, "")) + "\">" + rule + " " +
+         html_escape(r.summary["rules"].value(rule, "")) + "</th>";
+  b += "</tr></thead><tbody>";
+  for (const auto& t : r.targets) {
+    const json& tj = r.summary["targets"][t];
+    b += "<tr><th scope=\"row\">" + html_escape(t) + "</th>";
+    for (const auto& rule : kRules) {
+      const std::string v = tj["rules"].value(rule, "n/a");
+      b += "<td class=\"" + value_class(v) + "\"><a href=\"targets/" + target_slug(t) + ".html#" + rule + "\">" +
+           symbol(v) + "</a></td>";
+    }
+    b += "</tr>";
+  }
+  b += "</tbody></table></div>";
+
+  // Case matrix.
+  b += "<h2 id=\"cases\">Cases</h2><div class=\"wrap\"><table><caption>Targets × cases: status and checks "
+       "(passed/failed); each cell links to the steps</caption><thead><tr><th scope=\"col\">Case</th>";
+  for (const auto& t : r.targets) b += "<th scope=\"col\">" + html_escape(t) + "</th>";
+  b += "</tr></thead><tbody>";
+  for (const auto& c : r.cases) {
+    b += "<tr><th scope=\"row\" title=\"" + html_escape(r.run["cases"][c].value("title", "")) + "\">" + html_escape(c) + "</th>";
+    for (const auto& t : r.targets) {
+      const json& cj = r.summary["targets"][t]["cases"][c];
+      if (cj.is_null()) {
+        b += "<td class=\"none\">–</td>";
+        continue;
+      }
+      const std::string st = cj.value("status", "");
+      const int pass = cj.value("checks_passed", 0), fail = cj.value("checks_failed", 0);
+      const std::string cls = st != "completed" ? "none" : fail ? "bad" : "good";
+      std::string text = st == "completed" ? fmt::format("{}{} ✓ {} ✗", status_symbol(st), pass, fail)
+                                           : status_symbol(st) + st;
+      b += "<td class=\"" + cls + "\"><a href=\"" + case_href(t, c) + "\" title=\"" + html_escape(cj.value("reason", "")) +
+           "\">" + text + "</a></td>";
+    }
+    b += "</tr>";
+  }
+  b += "</tbody></table></div><p class=\"note\">✓ checks that held, ✗ checks that did not; ○ skipped (a capability "
+       "the target lacks), ⏸ hung, ⚠ error.</p>";
+
+  b += "<h2 id=\"latency\">fsync latency, healthy and failing</h2>" + latency_svg(r);
+
+  if (!r.bench.is_null()) {
+    b += "<h2 id=\"bench\">Benchmarks</h2>";
+    if (r.bench.contains("targets") && r.bench["targets"].is_object()) {
+      b += "<div class=\"wrap\"><table><caption>Latency distributions from <code>syncprobe bench</code></caption><thead><tr>"
+           "<th scope=\"col\">Target</th><th scope=\"col\">Figure</th><th scope=\"col\">n</th><th scope=\"col\">min</th>"
+           "<th scope=\"col\">median</th><th scope=\"col\">p99</th><th scope=\"col\">max</th></tr></thead><tbody>";
+      for (const auto& [t, figs] : r.bench["targets"].items())
+        for (const auto& [name, f] : figs.items()) {
+          if (!f.is_object() || !f.contains("median")) continue;
+          b += "<tr><th scope=\"row\">" + html_escape(t) + "</th><td>" + html_escape(name) + "</td><td>" +
+               std::to_string(f.value("n", 0)) + "</td>";
+          for (const char* k : {"min", "median", "p99", "max"}) b += "<td>" + fmt_ns(f.value(k, 0.0)) + "</td>";
+          b += "</tr>";
+        }
+      b += "</tbody></table></div>";
+    }
+    b += "<details><summary>bench.json</summary><pre>" + html_escape(r.bench.dump(2)) + "</pre></details>";
+  }
+  return page("syncprobe report " + run.value("id", ""), b);
+}
+
+}  // namespace syncprobe::site

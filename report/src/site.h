@@ -1,0 +1,68 @@
+#pragma once
+// Internal to report/: a run as the report reads it (through schema/results_io
+// only) and the helpers every page and writer shares.
+#include <filesystem>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "syncprobe/results_io.h"
+
+namespace syncprobe::site {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+extern const std::vector<std::string> kAxes;   // taxonomy axes, in column order
+extern const std::vector<std::string> kRules;  // R1..R7
+const std::string& axis_title(const std::string& axis);
+
+struct Run {
+  fs::path dir;
+  json run, summary;
+  json bench;                        // null when the run has no bench.json
+  std::vector<std::string> targets;  // summary order: measured first, then reference
+  std::vector<std::string> cases;    // run.json order (sorted ids)
+  RunResults results;
+  // The result of `c` on `target` as JSON (docs/results.md); null when absent.
+  json result(const std::string& target, const std::string& c) const;
+  const json& target(const std::string& t) const { return summary["targets"][t]; }
+};
+
+// Reads DIR (run.json, summary.json, the results, bench.json if present).
+// On failure writes a message naming the file and the fix to `err` and returns false.
+bool load(const std::string& dir, Run& r, std::ostream& err);
+
+// The judged checks of case `c` in a target's summary, in step order: the
+// evidence entries that carry "pass".
+std::vector<json> checks_of(const json& target_summary, const std::string& c);
+
+void write_file(const fs::path& p, const std::string& text);
+std::string read_text(const fs::path& p);
+
+// HTML building blocks.
+std::string page(const std::string& title, const std::string& body);
+std::string value_class(const std::string& v);  // good | bad | mid | none
+std::string symbol(const std::string& verdict);  // "✓ pass", "✗ fail", "– n/a"
+std::string status_symbol(const std::string& status);
+std::string target_slug(const std::string& t);  // a target name usable as a file name
+std::string case_href(const std::string& target, const std::string& c);
+std::string fmt_ns(double ns);
+std::string platform_cell(const json& target_summary);
+std::string observed_cell(const json& observation);
+std::string outcome_key(const json& observation);  // what two runs of a step are compared by
+std::string args_text(const json& args);
+
+// Pages and files, each from the loaded run.
+std::string index_page(const Run& r);
+std::string target_page(const Run& r, const std::string& t);
+std::string case_page(const Run& r, const std::string& t, const std::string& c);
+std::string junit(const Run& r);
+std::string ktap(const Run& r);
+std::string markdown(const Run& r);
+// compare.html in `out`; the differences as text lines to `o`.
+void compare(const Run& a, const Run& b, const fs::path& out, std::ostream& o);
+
+}  // namespace syncprobe::site

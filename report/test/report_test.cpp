@@ -1,0 +1,113 @@
+// The report's machine-readable files (KTAP, JUnit) from a small results
+// directory written here: links only the report library and what it uses.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "syncprobe/report.h"
+#include "syncprobe/results_io.h"
+
+namespace syncprobe {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// A run of three cases on one reference target: one with a failed check,
+// one skipped, one hung (with a '#' in its reason, which KTAP forbids).
+class ReportFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/report_test.XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    json run = {{"schema", "syncprobe.run/1"}, {"id", "run-1"}, {"syncprobe_version", "9.8.7"},
+                {"host", {{"kernel", "6.1"}, {"machine", "x86_64"}}}, {"cases", json::object()}};
+    const char* ids[] = {"c1", "c2", "c3"};
+    const CaseStatus status[] = {CaseStatus::completed, CaseStatus::skipped, CaseStatus::hung};
+    const char* reasons[] = {"", "target lacks capability: fault:flush", "step 4 # did not return in 10 s"};
+    for (int i = 0; i < 3; ++i) {
+      Case c;
+      c.id = ids[i];
+      c.title = std::string("case ") + ids[i];
+      run["cases"][c.id] = c;
+      CaseResult r;
+      r.case_id = c.id;
+      r.target = "reference:x";
+      r.environment = {{"policy", "x"}, {"measured", false}};
+      r.status = status[i];
+      r.reason = reasons[i];
+      write_file_atomic(dir_ + "/" + result_path(r.target, r.case_id), json(r).dump());
+    }
+    write_file_atomic(dir_ + "/run.json", run.dump());
+    json check_ok = {{"case", "c1"}, {"step", 0}, {"line", 4}, {"op", "fsync"}, {"rule", "R5"},
+                     {"expect", "an error"}, {"observed", "-1 EIO"}, {"pass", true}};
+    json check_bad = {{"case", "c1"}, {"step", 1}, {"line", 5}, {"op", "fsync"}, {"rule", "R2"},
+                      {"expect", "an error"}, {"observed", "0"}, {"pass", false}};
+    json target = {{"measured", false}, {"environment", {{"policy", "x"}}}, {"profile", json::object()},
+                   {"rules", {{"R2", "fail"}, {"R5", "pass"}}}, {"closest_policy", "x"},
+                   {"evidence", {{"R2", {check_bad}}, {"R5", {check_ok}}}},
+                   {"cases", {{"c1", {{"status", "completed"}, {"reason", ""}, {"checks_passed", 1}, {"checks_failed", 1}}},
+                              {"c2", {{"status", "skipped"}, {"reason", reasons[1]}, {"checks_passed", 0}, {"checks_failed", 0}}},
+                              {"c3", {{"status", "hung"}, {"reason", reasons[2]}, {"checks_passed", 0}, {"checks_failed", 0}}}}}};
+    json summary = {{"schema", "syncprobe.summary/1"}, {"rules", {{"R2", "fd-consistency"}, {"R5", "report-all"}}},
+                    {"targets", {{"reference:x", target}}}};
+    write_file_atomic(dir_ + "/summary.json", summary.dump());
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  std::string write() {
+    ReportOptions o;
+    o.results_dir = dir_;
+    o.out_dir = dir_ + "/site";
+    std::ostringstream out, err;
+    EXPECT_EQ(write_report(o, out, err), 0) << err.str();
+    return dir_ + "/site";
+  }
+
+  std::string dir_;
+};
+
+TEST_F(ReportFiles, KtapHasOneResultPerCaseAndASubtestPerCheck) {
+  const std::string site = write();
+  EXPECT_EQ(slurp(site + "/report.ktap"),
+            "KTAP version 1\n"
+            "# syncprobe run run-1, syncprobe 9.8.7; one test per target and case\n"
+            "1..3\n"
+            "  KTAP version 1\n"
+            "  # Subtest: reference:x c1\n"
+            "  1..2\n"
+            "  ok 1 R5 step 0 line 4 fsync # expected an error, observed -1 EIO\n"
+            "  not ok 2 R2 step 1 line 5 fsync # expected an error, observed 0\n"
+            "not ok 1 reference:x c1 # 1 of 2 checks failed\n"
+            "ok 2 reference:x c2 # SKIP target lacks capability: fault:flush\n"
+            "not ok 3 reference:x c3 # TIMEOUT step 4 no. did not return in 10 s\n");
+}
+
+TEST_F(ReportFiles, JunitCountsFailuresSkipsAndErrors) {
+  const std::string xml = slurp(write() + "/junit.xml");
+  EXPECT_NE(xml.find("tests=\"3\" failures=\"1\" errors=\"1\" skipped=\"1\""), std::string::npos) << xml;
+  EXPECT_NE(xml.find("R2 step 1 (line 5, fsync): expected an error, observed 0"), std::string::npos) << xml;
+}
+
+TEST_F(ReportFiles, MissingSummaryIsBadInputNamingTheFix) {
+  fs::remove(dir_ + "/summary.json");
+  ReportOptions o;
+  o.results_dir = dir_;
+  std::ostringstream out, err;
+  EXPECT_EQ(write_report(o, out, err), 2);
+  EXPECT_NE(err.str().find("syncprobe classify"), std::string::npos) << err.str();
+}
+
+}  // namespace
+}  // namespace syncprobe

@@ -1,0 +1,180 @@
+"""Sharded runs: `syncprobe run --shard K/N` on GNU parallel, combined with
+`syncprobe merge`, classify and report exactly as the unsharded run; merge
+refuses what is not one run."""
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import BUILD
+
+PARALLEL = shutil.which("parallel")
+needs_parallel = pytest.mark.skipif(PARALLEL is None, reason="GNU parallel missing: scripts/setup installs it")
+needs_root = pytest.mark.skipif(os.geteuid() != 0 or not pathlib.Path("/dev/fuse").exists(),
+                                reason="host targets need root and /dev/fuse")
+EXE = BUILD / "bin" / "syncprobe"
+
+
+def comparable(summary):
+    """The summary without what differs between any two runs: the run's id and
+    times, and the per-case kernel and injector logs the environment carries."""
+    s = json.loads(json.dumps(summary))
+    del s["run"]
+    for t in s["targets"].values():
+        for k in ("kernel_log", "injector_log", "counters"):
+            t["environment"].pop(k, None)
+    return s
+
+
+def sharded(tmp, n, jobs, *run_args, env=None):
+    """Runs N shards with GNU parallel (JOBS at a time) and merges them."""
+    cmd = [PARALLEL, "--will-cite", "--halt", "now,fail=1", "--jobs", str(jobs),
+           str(EXE), "run", *run_args, "--no-progress", "--shard", "{}/" + str(n), "--out", str(tmp / "shard-{}"),
+           ":::", *map(str, range(1, n + 1))]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=1800, env=env,
+                   stdin=subprocess.DEVNULL)
+    shards = [tmp / f"shard-{k}" for k in range(1, n + 1)]
+    return shards
+
+
+@pytest.fixture(scope="module")
+def reference_runs(syncprobe, tmp_path_factory):
+    base = tmp_path_factory.mktemp("shard-ref")
+    syncprobe("run", "--target", "reference:*", "--out", base / "whole", "--no-progress", check=True)
+    return base
+
+
+def test_shards_split_the_plan(syncprobe, tmp_path):
+    counts = []
+    for k in (1, 2, 3):
+        proc = syncprobe("run", "--target", "reference:*", "--shard", f"{k}/3", "--out", tmp_path / str(k),
+                         "--no-progress", check=True)
+        assert f"shard {k}/3" in proc.stdout
+        run = json.loads((tmp_path / str(k) / "run.json").read_text())
+        assert run["shard"]["index"] == k and run["shard"]["count"] == 3
+        files = {p.relative_to(tmp_path / str(k)) for p in (tmp_path / str(k)).glob("*/*.json")}
+        assert len(files) == run["shard"]["case_runs"]
+        counts.append(files)
+        # A shard's results are classified only once merged.
+        assert not (tmp_path / str(k) / "summary.json").exists()
+    assert not (counts[0] & counts[1]) and not (counts[1] & counts[2]) and not (counts[0] & counts[2])
+    total = len(run["targets"]) * len(run["cases"])
+    assert sum(map(len, counts)) == total
+    assert max(map(len, counts)) - min(map(len, counts)) <= 1
+    # The same shard twice: the same slice.
+    syncprobe("run", "--target", "reference:*", "--shard", "2/3", "--out", tmp_path / "again",
+              "--no-progress", check=True)
+    assert {p.relative_to(tmp_path / "again") for p in (tmp_path / "again").glob("*/*.json")} == counts[1]
+
+
+@pytest.mark.parametrize("bad", ["0/2", "3/2", "2", "a/b"])
+def test_bad_shard_is_a_usage_error(syncprobe, tmp_path, bad):
+    proc = syncprobe("run", "--target", "reference:proposed", "--shard", bad, "--out", tmp_path / "x")
+    assert proc.returncode == 2 and "K/N" in proc.stderr
+
+
+@needs_parallel
+def test_reference_sharded_on_parallel_equals_unsharded(syncprobe, reference_runs, tmp_path):
+    shards = sharded(tmp_path, 3, 3, "--target", "reference:*")
+    proc = syncprobe("merge", *shards, "-o", tmp_path / "merged", check=True)
+    assert "merged 3 runs" in proc.stdout
+    whole = json.loads((reference_runs / "whole" / "summary.json").read_text())
+    merged = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    assert comparable(merged) == comparable(whole)
+    # The merged run is one run: its own id, where each part came from.
+    run = json.loads((tmp_path / "merged" / "run.json").read_text())
+    assert "shard" not in run and len(run["merged_from"]) == 3
+    assert sorted(p["shard"]["index"] for p in run["merged_from"]) == [1, 2, 3]
+    # Results that name their run name the merged one (and keep the part's id).
+    parts = {p["id"] for p in run["merged_from"]}
+    for p in (tmp_path / "merged").glob("*/*.json"):
+        result = json.loads(p.read_text())
+        assert result.get("run_id", run["id"]) == run["id"], p
+        assert result.get("part_run_id", next(iter(parts))) in parts, p
+    # It reports as the unsharded run does: the same JUnit and KTAP but for the run id.
+    syncprobe("report", reference_runs / "whole", "-o", tmp_path / "site-whole", check=True)
+    syncprobe("report", tmp_path / "merged", "-o", tmp_path / "site-merged", check=True)
+    for f in ("junit.xml", "report.ktap", "summary.md"):
+        a = (tmp_path / "site-whole" / f).read_text().replace(whole["run"]["id"], "RUN")
+        b = (tmp_path / "site-merged" / f).read_text().replace(merged["run"]["id"], "RUN")
+        assert a == b, f
+
+
+@needs_parallel
+@needs_root
+def test_host_sharded_on_parallel_equals_unsharded(syncprobe, tmp_path):
+    env = dict(os.environ, SYNCPROBE_SCRATCH=str(tmp_path / "scratch"))
+    syncprobe("run", "--target", "host:*", "--out", tmp_path / "whole", "--no-progress", check=True, env=env,
+              timeout=1800)
+    # Host shards on one machine run one at a time: they share its page cache.
+    shards = sharded(tmp_path, 2, 1, "--target", "host:*", env=env)
+    syncprobe("merge", *shards, "-o", tmp_path / "merged", check=True)
+    whole = json.loads((tmp_path / "whole" / "summary.json").read_text())
+    merged = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    assert any(t.startswith("host:") for t in whole["targets"])
+    assert comparable(merged) == comparable(whole)
+
+
+def copy_run(src, dst):
+    shutil.copytree(src, dst)
+    return dst
+
+
+def edit_run_json(d, change):
+    p = d / "run.json"
+    run = json.loads(p.read_text())
+    change(run)
+    p.write_text(json.dumps(run))
+
+
+@pytest.fixture(scope="module")
+def two_shards(syncprobe, tmp_path_factory):
+    base = tmp_path_factory.mktemp("shard-pair")
+    for k in (1, 2):
+        syncprobe("run", "--target", "reference:proposed", "--shard", f"{k}/2", "--out", base / f"s{k}",
+                  "--no-progress", check=True)
+    return base / "s1", base / "s2"
+
+
+def test_merge_refuses_another_version(syncprobe, two_shards, tmp_path):
+    s2 = copy_run(two_shards[1], tmp_path / "s2")
+    edit_run_json(s2, lambda r: r.update(syncprobe_version="9.9.9"))
+    proc = syncprobe("merge", two_shards[0], s2, "-o", tmp_path / "m")
+    assert proc.returncode == 2 and "9.9.9" in proc.stderr and "versions" in proc.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_merge_refuses_another_catalogue(syncprobe, two_shards, tmp_path):
+    cases = tmp_path / "cases"
+    shutil.copytree(BUILD / "share" / "syncprobe" / "cases", cases)
+    seed = cases / "seed-single-writer.toml"
+    seed.write_text(seed.read_text() + "\n# changed\n")
+    syncprobe("run", "--cases", cases, "--target", "reference:proposed", "--shard", "2/2", "--out",
+              tmp_path / "other", "--no-progress", check=True)
+    proc = syncprobe("merge", two_shards[0], tmp_path / "other", "-o", tmp_path / "m")
+    assert proc.returncode == 2 and "catalogue" in proc.stderr and "seed-single-writer" in proc.stderr
+
+
+def test_merge_refuses_missing_or_repeated_shards(syncprobe, two_shards, tmp_path):
+    proc = syncprobe("merge", two_shards[0], "-o", tmp_path / "m")
+    assert proc.returncode == 2 and "shard 2/2 is missing" in proc.stderr
+    proc = syncprobe("merge", two_shards[0], copy_run(two_shards[0], tmp_path / "again"), "-o", tmp_path / "m")
+    assert proc.returncode == 2 and "given twice" in proc.stderr
+
+
+def test_merge_refuses_an_unfinished_shard(syncprobe, two_shards, tmp_path):
+    s2 = copy_run(two_shards[1], tmp_path / "s2")
+    next((s2 / "reference:proposed").glob("*.json")).unlink()
+    proc = syncprobe("merge", two_shards[0], s2, "-o", tmp_path / "m")
+    assert proc.returncode == 2 and "did not finish" in proc.stderr
+
+
+def test_merge_refuses_a_non_empty_output(syncprobe, two_shards, tmp_path):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "keep").write_text("x")
+    proc = syncprobe("merge", *two_shards, "-o", tmp_path / "m")
+    assert proc.returncode == 2 and "not empty" in proc.stderr
+    assert syncprobe("merge", *two_shards, "-o", tmp_path / "ok").returncode == 0

@@ -84,8 +84,8 @@ std::vector<KernelColumns> kernel_columns(const json& summary) {
     if (!t.value("measured", false)) continue;
     // A target that completed no case (its kernel not fetched here) measured nothing.
     bool completed = false;
-    for (const auto& [c, cj] : t.value("cases", json::object()).items())
-      completed |= cj.value("status", "") == "completed";
+    const json cases = t.value("cases", json::object());
+    for (const auto& [c, cj] : cases.items()) completed |= cj.value("status", "") == "completed";
     if (!completed) continue;
     const std::string f = fs_of(name);
     if (f.empty()) continue;

@@ -22,6 +22,10 @@ namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
+// How long a KVM boot may take to reach the guest runner before syncprobe
+// gives up on KVM (TCG needs up to ~40 s on a busy 2-core machine; KVM ~2 s).
+constexpr auto kKvmFirstLine = std::chrono::seconds(30);
+
 // Complete lines of the output disk, up to the first NUL (the rest of the
 // disk is zeros); read in chunks so polling stays cheap.
 std::vector<std::string> read_lines(const std::string& path) {
@@ -69,6 +73,7 @@ BootResult boot_guest(const BootSpec& spec) {
   fs::resize_file(scratch, 4ull << 30);
   std::ofstream(input, std::ios::binary | std::ios::trunc) << spec.input;
   bool kvm = preferred_accelerator() == "kvm";
+  bool stalled = false;  // a KVM boot that did not reach the runner in time
   const auto t0 = Clock::now();
   auto boot = [&] {
     std::ofstream(output, std::ios::trunc);
@@ -99,7 +104,9 @@ BootResult boot_guest(const BootSpec& spec) {
       _exit(127);
     }
     size_t seen = 0;
-    auto last_progress = Clock::now();
+    const auto started = Clock::now();
+    auto last_progress = started;
+    stalled = false;
     for (;;) {
       int status = 0;
       if (waitpid(pid, &status, WNOHANG) == pid) {
@@ -117,6 +124,12 @@ BootResult boot_guest(const BootSpec& spec) {
         last_progress = Clock::now();
         if (spec.verbose) std::fprintf(stderr, "vm %s: %zu result lines\n", spec.label.c_str(), seen);
       }
+      // A usable KVM reaches the guest runner in seconds; a /dev/kvm that
+      // QEMU cannot really use may also spin without ever getting there.
+      if (kvm && seen == 0 && Clock::now() - started > kKvmFirstLine) {
+        stalled = true;
+        break;
+      }
       if (Clock::now() - last_progress > spec.quiet_limit) {
         res.ended = "watchdog: no result for " + std::to_string(spec.quiet_limit.count()) + " s";
         break;
@@ -132,7 +145,8 @@ BootResult boot_guest(const BootSpec& spec) {
   boot();
   // A /dev/kvm that QEMU cannot use (nested virtualisation without the MSRs
   // QEMU wants) produces nothing: boot again under TCG.
-  if (kvm && read_lines(output).empty() && res.ended.empty()) {
+  if (kvm && read_lines(output).empty() && (res.ended.empty() || stalled)) {
+    res.ended.clear();
     kvm = false;
     kvm_failed = true;
     boot();

@@ -49,9 +49,26 @@ def test_list_cases(syncprobe):
         assert cid in out
 
 
+def test_list_taxonomy_is_what_the_summary_uses(syncprobe, tmp_path):
+    """The taxonomy is declared once: `list taxonomy` and summary.json name the same axes and classes."""
+    out = syncprobe("list", "taxonomy", check=True).stdout
+    run = tmp_path / "run"
+    syncprobe("run", "--target", "reference:proposed", "--case", "seed-*", "--out", run, check=True)
+    import json
+    summary = json.loads((run / "summary.json").read_text())
+    for axis in summary["axes"]:
+        assert f"axis {axis} " in out
+    for cls in summary["fault_classes"]:
+        assert f"  {cls} " in out
+    for rule, name in summary["rules"].items():
+        assert f"{rule} {name}" in out
+    assert "not measurable here" in out
+
+
 def test_list_policies_and_targets(syncprobe):
     out = syncprobe("list", "policies", check=True).stdout
-    for p in ["linux-4.12", "linux-4.13", "linux-4.17", "openbsd", "freebsd", "proposed"]:
+    for p in ["linux-4.12", "linux-4.13", "linux-4.17", "linux-5.8:ext4", "linux-5.8:xfs",
+              "openbsd", "freebsd", "illumos", "proposed"]:
         assert p in out
     targets = syncprobe("list", "targets", check=True).stdout
     assert "reference:proposed" in targets and "modelled" in targets

@@ -101,7 +101,10 @@ def test_man_pages_come_from_the_option_tables(prefix):
         assert opt.replace("-", "\\-") in page, opt
     subs = [p.name.removeprefix("syncprobe-").removesuffix(".1.gz")
             for p in (prefix / "share/man/man1").glob("syncprobe-*.1.gz")]
-    assert sorted(subs) == sorted(["list", "run", "classify", "report", "merge", "vm", "bench", "completion"])
+    top = subprocess.run([BUILD / "bin" / "syncprobe", "--help"], capture_output=True, text=True, check=True).stdout
+    listed = top.split("Subcommands:")[1].strip().split("\n\n")[0].splitlines()
+    assert sorted(subs) == sorted(line.split()[0] for line in listed)
+    assert {"run", "merge", "report"} <= set(subs)
     if shutil.which("man"):
         rendered = subprocess.run(["man", "-l", prefix / "share/man/man1/syncprobe-merge.1.gz"],
                                   capture_output=True, text=True, env=dict(CLEAN_ENV, MANWIDTH="100"))

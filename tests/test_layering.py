@@ -19,6 +19,7 @@ BASE["engine"] = {"schema", "common"}
 BASE["platform"] = {"engine", "schema", "common"}
 BASE["analysis"] = {"schema", "common"}
 BASE["report"] = {"schema", "common"}
+BASE["apps"] = {"platform", "engine", "schema", "common"}
 INJECTOR = {"platform", "engine", "schema", "common"}
 TARGET = {"engine", "schema", "common", "platform"}
 
@@ -38,7 +39,7 @@ def allowed(lib, root=ROOT):
         return INJECTOR
     if lib.startswith("targets/"):
         # Targets use the injectors and, for reference:, the reference library.
-        extra = {d for d in libraries(root) if d.startswith("injectors/")}
+        extra = {d for d in libraries(root) if d.startswith("injectors/")} | {"apps"}
         if lib == "targets/reference":
             extra.add("reference")
         return TARGET | extra

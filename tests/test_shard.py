@@ -178,3 +178,25 @@ def test_merge_refuses_a_non_empty_output(syncprobe, two_shards, tmp_path):
     proc = syncprobe("merge", *two_shards, "-o", tmp_path / "m")
     assert proc.returncode == 2 and "not empty" in proc.stderr
     assert syncprobe("merge", *two_shards, "-o", tmp_path / "ok").returncode == 0
+
+
+def test_a_vm_kernel_stays_in_one_shard(syncprobe, tmp_path):
+    """With an empty kernel cache every VM case is skipped at once, which
+    shows the cut without booting: each shard holds whole kernels."""
+    env = dict(os.environ, SYNCPROBE_CACHE=str(tmp_path / "empty-cache"))
+    kernels_of = []
+    for k in (1, 2):
+        out = tmp_path / f"s{k}"
+        syncprobe("run", "--target", "vm:*", "--shard", f"{k}/2", "--out", out, "--no-progress", check=True, env=env)
+        run = json.loads((out / "run.json").read_text())
+        vm_targets = [t for t in run["targets"] if t.startswith("vm:")]
+        held = {p.parent.name for p in out.glob("vm:*/*.json")}
+        kernels = {t.split(":")[1] for t in held}
+        assert len(kernels) == 1, held
+        (kernel,) = kernels
+        # Every filesystem of that kernel, every case.
+        assert held == {t for t in vm_targets if t.split(":")[1] == kernel}
+        for t in held:
+            assert len(list((out / t).glob("*.json"))) == len(run["cases"])
+        kernels_of.append(kernel)
+    assert kernels_of[0] != kernels_of[1]

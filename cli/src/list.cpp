@@ -1,4 +1,4 @@
-// `syncprobe list cases|steps|targets|policies`.
+// `syncprobe list cases|steps|targets|policies|capabilities|taxonomy`.
 #include <map>
 #include <ostream>
 
@@ -10,6 +10,7 @@
 #include "syncprobe/registry.h"
 #include "syncprobe/reference_storage.h"
 #include "syncprobe/target.h"
+#include "syncprobe/taxonomy.h"
 
 namespace syncprobe {
 namespace {
@@ -102,7 +103,26 @@ int list_command(const std::string& what, const std::string& cases_dir, std::ost
     }
     return unknown ? 1 : 0;
   }
-  err << "syncprobe list: unknown '" << what << "': choose cases, steps, targets, policies or capabilities\n";
+  if (what == "taxonomy") {
+    // The one declaration (schema/taxonomy.h) that the classifier, the report and docs/ follow.
+    out << "rules\n";
+    for (const auto& r : taxonomy::rules()) out << fmt::format("  {} {:<15} {}\n", r.id, r.name, r.text);
+    for (const auto& a : taxonomy::axes()) {
+      out << "axis " << a.id << " (" << a.title << ")\n";
+      for (const auto& v : a.values) out << fmt::format("  {:<19} {}\n", v.name, v.meaning);
+    }
+    out << fmt::format("any axis\n  {:<19} no case decided it (the reason is given)\n  {:<19} the cases that "
+                       "measure it disagree\n", taxonomy::kUnknown, taxonomy::kDisagree);
+    out << "rule verdicts\n";
+    for (const auto& v : taxonomy::rule_verdicts()) out << fmt::format("  {:<19} {}\n", v.name, v.meaning);
+    out << "fstests verdicts\n";
+    for (const auto& v : taxonomy::fstests_verdicts()) out << fmt::format("  {:<19} {}\n", v.name, v.meaning);
+    out << "fault classes (the headline profile is " << taxonomy::kHeadlineClass << ")\n";
+    for (const auto& c : taxonomy::fault_classes())
+      out << fmt::format("  {:<13} {}: {}\n", c.id, c.title, c.meaning);
+    return 0;
+  }
+  err << "syncprobe list: unknown '" << what << "': choose cases, steps, targets, policies, capabilities or taxonomy\n";
   return 2;
 }
 

@@ -25,10 +25,10 @@ int main(int argc, char** argv) {
   std::string list_what;
   std::string list_cases_dir;
   auto* list = app.add_subcommand(
-      "list", "List cases, step kinds, targets (with availability), policies or capabilities");
-  list->add_option("what", list_what, "cases | steps | targets | policies | capabilities")
+      "list", "List cases, step kinds, targets (with availability), policies, capabilities or the taxonomy");
+  list->add_option("what", list_what, "cases | steps | targets | policies | capabilities | taxonomy")
       ->required()
-      ->check(CLI::IsMember({"cases", "steps", "targets", "policies", "capabilities"}));
+      ->check(CLI::IsMember({"cases", "steps", "targets", "policies", "capabilities", "taxonomy"}));
   list->add_option("--cases", list_cases_dir, "case directory (default: $SYNCPROBE_CASES, else share/syncprobe/cases beside the binary)");
 
   // run

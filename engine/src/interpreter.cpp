@@ -159,6 +159,31 @@ class Interpreter {
         }
         return;
       }
+      case StepKind::mmap_read: {
+        if (auto* b = bound(s, obs)) {
+          std::vector<std::byte> buf(len);
+          MappedRead m = p->mmap_read(b->fd, buf, off);
+          obs.result = m.result;
+          obs.bytes = int64_t(m.copied);
+          if (!m.signal.empty()) obs.detail["signal"] = m.signal;
+          if (!m.resident.empty()) {
+            auto pages = nlohmann::json::array();
+            for (bool r : m.resident) pages.push_back(r ? 1 : 0);
+            obs.detail["mincore"] = pages;
+          }
+          if (m.copied) obs.data = classify_tagged(std::span(buf).first(size_t(m.copied)), off);
+        }
+        return;
+      }
+      case StepKind::shutdown: {
+        const std::string flush = s.arg("flush");
+        obs.detail["flush"] = flush;
+        obs.result = storage_.shutdown(flush == "sync"  ? ShutdownFlush::sync
+                                       : flush == "none" ? ShutdownFlush::none
+                                                         : ShutdownFlush::log,
+                                       obs.detail);
+        return;
+      }
       case StepKind::fsync:
         if (auto* b = bound(s, obs)) obs.result = p->fsync(b->fd);
         return;
@@ -194,6 +219,8 @@ class Interpreter {
         const std::string range = s.arg("range");
         req.where = range == "data"       ? FaultRequest::Where::data
                     : range == "metadata" ? FaultRequest::Where::metadata
+                    : range == "free"     ? FaultRequest::Where::free
+                    : range == "journal"  ? FaultRequest::Where::journal
                                           : FaultRequest::Where::device;
         req.file = s.arg("file");
         req.rule.op = fault_op_from_string(s.arg("io")).value_or(FaultOp::write);
@@ -230,6 +257,13 @@ class Interpreter {
         fds_.clear();  // every process died with the power
         failed_opens_.clear();
         return;
+      case StepKind::app: {
+        const AppCall call{s.arg("program"), s.arg("action"), s.arg("file"),
+                           s.arg("variant"), s.arg("key"), s.arg("value")};
+        obs.detail["app"] = nlohmann::json::object();
+        obs.result = storage_.app(call, obs.detail["app"]);
+        return;
+      }
       case StepKind::read_back: {
         fds_.clear();  // read_back closes every descriptor before remounting
         failed_opens_.clear();

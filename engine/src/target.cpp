@@ -46,7 +46,10 @@ std::optional<CaseResult> skip_if_unsupported(const Target& t, const Case& c) {
   r.reason = "target lacks capability";
   if (missing.size() > 1) r.reason += "ies";
   r.reason += ":";
-  for (const auto& m : missing) r.reason += " " + m;
+  for (const auto& m : missing) {
+    r.reason += " " + m;
+    if (const std::string why = t.lack_reason(m); !why.empty()) r.reason += " (" + why + ")";
+  }
   return r;
 }
 

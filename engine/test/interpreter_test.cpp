@@ -3,6 +3,8 @@
 // ends the case as `error` with its origin, and the JSON carries no errno.
 #include <gtest/gtest.h>
 
+#include <optional>
+
 #include "syncprobe/interpreter.h"
 #include "syncprobe/storage.h"
 
@@ -74,6 +76,59 @@ TEST(Interpreter, HarnessFailureIsAnErrorOfTheCaseNotAnErrno) {
   const StepObservation back = j.get<StepObservation>();
   EXPECT_FALSE(back.result.ok());
   EXPECT_EQ(back.result.err, 0);
+}
+
+// A process whose mapped reads die with SIGBUS on the second page, and a
+// storage that remembers the shutdown it was asked for.
+class SigbusProcess : public NullProcess {
+ public:
+  MappedRead mmap_read(int, std::span<std::byte> out, uint64_t) override {
+    MappedRead m;
+    m.resident = {true, false};
+    m.copied = 4096;
+    std::fill(out.begin(), out.begin() + 4096, std::byte{0});
+    m.signal = "SIGBUS";
+    m.result = SysResult{-1, 0, false};
+    return m;
+  }
+};
+
+class ShutdownStorage : public MountFailsStorage {
+ public:
+  Process& process(const std::string&) override { return p_; }
+  SysResult shutdown(ShutdownFlush flush, nlohmann::json& detail) override {
+    seen = flush;
+    detail["by"] = "test";
+    return SysResult::success();
+  }
+  std::optional<ShutdownFlush> seen;
+
+ private:
+  SigbusProcess p_;
+};
+
+TEST(Interpreter, SigbusIsAnOutcomeAndShutdownPassesItsFlush) {
+  Case c;
+  c.id = "t";
+  c.steps = {step(StepKind::open, {{"fd", "a"}, {"file", "f"}}),
+             step(StepKind::shutdown, {{"flush", "none"}}),
+             step(StepKind::mmap_read, {{"fd", "a"}, {"off", "0"}, {"len", "8192"}}),
+             step(StepKind::fsync, {{"fd", "a"}})};
+  ShutdownStorage storage;
+  CaseResult r;
+  interpret(c, storage, r);
+  EXPECT_EQ(r.status, CaseStatus::completed) << r.reason;
+  ASSERT_EQ(r.steps.size(), 4u) << "the case goes on after the signal";
+  ASSERT_TRUE(storage.seen.has_value());
+  EXPECT_EQ(*storage.seen, ShutdownFlush::none);
+  EXPECT_EQ(r.steps[1].detail["flush"], "none");
+  EXPECT_EQ(r.steps[1].detail["by"], "test");
+  const nlohmann::json j = r.steps[2];
+  EXPECT_EQ(j["detail"]["signal"], "SIGBUS");
+  EXPECT_EQ(j["detail"]["mincore"], nlohmann::json::array({1, 0}));
+  EXPECT_TRUE(j["errno"].is_null()) << "a signal is not an errno";
+  EXPECT_EQ(j["bytes"], 4096);
+  EXPECT_EQ(j["data"]["tag"], "zero") << "what was read before the signal";
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ namespace {
 
 enum class Op : uint32_t {
   open, close, pwrite, pread, fsync, fdatasync, sync_file_range, msync_write, syncfs, sync,
-  stat, rename, unlink,
+  stat, rename, unlink, mmap_read,
 };
 
 // Wire format between runner and worker: a fixed header, then the two paths
@@ -144,6 +144,41 @@ Reply serve(const Header& h, const std::string& path, const std::string& path2,
       ::munmap(map, span);
       return r;
     }
+    case Op::mmap_read: {
+      // Reply data: one byte (1: SIGBUS), one byte per page of mincore(2),
+      // then the bytes copied before any signal; ret is how many.
+      const long page = sysconf(_SC_PAGESIZE);
+      const uint64_t start = h.offset & ~uint64_t(page - 1);
+      const size_t span = size_t(h.offset - start + h.length);
+      if (span == 0) return Reply{0, 0, 0};
+      void* map = ::mmap(nullptr, span, PROT_READ, MAP_SHARED, h.fd, off_t(start));
+      if (map == MAP_FAILED) return result(-1);
+      const size_t pages = (span + size_t(page) - 1) / size_t(page);
+      std::vector<unsigned char> vec(pages);
+      if (::mincore(map, span, vec.data()) < 0) std::fill(vec.begin(), vec.end(), 0xff);
+      out.assign(1 + pages, std::byte{0});
+      for (size_t i = 0; i < pages; ++i) out[1 + i] = std::byte(vec[i] == 0xff ? 2 : vec[i] & 1);
+      struct sigaction sa {}, old {};
+      sa.sa_handler = on_sigbus;
+      sigaction(SIGBUS, &sa, &old);
+      const char* src = static_cast<const char*>(map) + (h.offset - start);
+      std::byte* dst = aligned(h.length);
+      volatile uint64_t copied = 0;
+      if (sigsetjmp(g_sigbus_jump, 1) == 0) {
+        // A page at a time, so that what came before a faulting page is kept.
+        while (copied < h.length) {
+          const uint64_t n = std::min<uint64_t>(h.length - copied, uint64_t(page) - (h.offset + copied) % uint64_t(page));
+          std::memcpy(dst + copied, src + copied, n);
+          copied = copied + n;
+        }
+      } else {
+        out[0] = std::byte{1};
+      }
+      sigaction(SIGBUS, &old, nullptr);
+      ::munmap(map, span);
+      out.insert(out.end(), dst, dst + copied);
+      return Reply{int64_t(copied), 0, 0};
+    }
     case Op::syncfs:
       return result(::syncfs(h.fd));
     case Op::sync:
@@ -228,7 +263,8 @@ bool PosixProcess::kill_worker(std::chrono::milliseconds grace) {
   }
 }
 
-SysResult PosixProcess::call(const Request& req, std::span<std::byte> out) {
+SysResult PosixProcess::call(const Request& req, std::span<std::byte> out,
+                            std::vector<std::byte>* raw) {
   if (hung_ || sock_ < 0) return SysResult::hang();
   Header h = req.h;
   h.path_len = uint32_t(req.path.size());
@@ -258,6 +294,7 @@ SysResult PosixProcess::call(const Request& req, std::span<std::byte> out) {
   if (!read_all(sock_, tmp.data(), tmp.size()))
     throw std::runtime_error("worker process " + std::to_string(pid_) + " died mid-reply");
   if (!out.empty() && !tmp.empty()) std::memcpy(out.data(), tmp.data(), std::min(out.size(), tmp.size()));
+  if (raw) *raw = std::move(tmp);
   return rep.ret < 0 ? SysResult::failure(rep.err) : SysResult::success(rep.ret);
 }
 
@@ -331,6 +368,31 @@ SysResult PosixProcess::msync_write(int fd, std::span<const std::byte> data, uin
   r.h.offset = offset;
   r.data = data;
   return call(r);
+}
+
+MappedRead PosixProcess::mmap_read(int fd, std::span<std::byte> out, uint64_t offset) {
+  Request r;
+  r.h.op = Op::mmap_read;
+  r.h.fd = fd;
+  r.h.offset = offset;
+  r.h.length = out.size();
+  std::vector<std::byte> reply;
+  MappedRead m;
+  m.result = call(r, {}, &reply);
+  if (!m.result.ok() || reply.empty()) return m;
+  const long page = sysconf(_SC_PAGESIZE);
+  const size_t pages = (offset % uint64_t(page) + out.size() + size_t(page) - 1) / size_t(page);
+  if (reply.size() < 1 + pages) {
+    m.result = SysResult::harness_failure("mmap_read reply");
+    return m;
+  }
+  if (reply[0] == std::byte{1}) m.signal = "SIGBUS";
+  for (size_t i = 0; i < pages; ++i) m.resident.push_back(reply[1 + i] == std::byte{1});
+  const size_t copied = std::min(out.size(), reply.size() - 1 - pages);
+  std::memcpy(out.data(), reply.data() + 1 + pages, copied);
+  m.copied = copied;
+  if (!m.signal.empty()) m.result = SysResult{-1, 0, false};
+  return m;
 }
 
 SysResult PosixProcess::syncfs(int fd) {

@@ -55,6 +55,36 @@ TEST_F(PosixProcessTest, WriteReadFsyncAcrossTwoProcesses) {
   EXPECT_TRUE(b.sync().ok());
 }
 
+// A read through a shared mapping reports residency, the bytes, and a SIGBUS
+// past the end of the file as an outcome (the worker survives it).
+TEST_F(PosixProcessTest, MappedReadReportsResidencyAndSigbus) {
+  PosixProcess a(dir_, 5000ms);
+  SysResult f = a.open("f", {});
+  ASSERT_TRUE(f.ok());
+  auto data = make_tagged("A", 0, 8192);
+  ASSERT_EQ(a.pwrite(int(f.ret), data, 0).ret, 8192);
+  std::vector<std::byte> buf(8192);
+  MappedRead m = a.mmap_read(int(f.ret), buf, 0);
+  ASSERT_TRUE(m.result.ok()) << m.result.err;
+  EXPECT_EQ(m.result.ret, 8192);
+  EXPECT_TRUE(m.signal.empty());
+  EXPECT_EQ(m.resident, (std::vector<bool>{true, true})) << "just written: in the cache";
+  EXPECT_EQ(classify_tagged(buf, 0).tag, "A");
+
+  std::vector<std::byte> past(12288);
+  m = a.mmap_read(int(f.ret), past, 0);
+  EXPECT_EQ(m.signal, "SIGBUS") << "the third page lies past EOF";
+  EXPECT_FALSE(m.result.ok());
+  EXPECT_EQ(m.result.err, 0) << "a signal is not an errno";
+  EXPECT_EQ(m.resident.size(), 3u);
+  EXPECT_EQ(m.copied, 8192u);
+  EXPECT_EQ(classify_tagged(std::span(past).first(8192), 0).tag, "A") << "pages before it were read";
+  EXPECT_TRUE(a.fsync(int(f.ret)).ok()) << "the worker lives on";
+
+  m = a.mmap_read(12345, buf, 0);
+  EXPECT_EQ(m.result.err, EBADF);
+}
+
 TEST_F(PosixProcessTest, ErrnoIsKept) {
   PosixProcess a(dir_, 5000ms);
   OpenFlags nocreate;

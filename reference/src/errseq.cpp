@@ -14,6 +14,11 @@ errseq_t errseq_sample(errseq_t eseq) { return (eseq & kErrseqSeen) ? eseq : 0; 
 
 errseq_t errseq_sample_current(errseq_t eseq) { return eseq; }
 
+errseq_t errseq_sample_v413(errseq_t& eseq) {
+  if (eseq != 0) eseq |= kErrseqSeen;  // "we can skip marking the SEEN bit" only when 0
+  return eseq;
+}
+
 int errseq_check(errseq_t eseq, errseq_t since) {
   if (eseq == since) return 0;
   return int(eseq & errseq_t(kMaxErrno));

@@ -123,6 +123,7 @@ struct File {
   Inode* inode = nullptr;
   OpenFlags flags;
   errseq_t wb_cursor = 0;  // f_wb_err
+  errseq_t sb_cursor = 0;  // f_sb_err: the superblock's errseq, for syncfs
   int slot = kNoSlot;
   bool gone_bad = false;   // R3: data it touched was discarded
   uint64_t bit() const { return slot == kNoSlot ? ~0ull : (1ull << slot); }
@@ -156,6 +157,29 @@ struct PageCache::State {
   uint64_t error_clock = 0;
   uint64_t discarded_error_pages = 0;
   uint64_t writeback_errors = 0;
+  errseq_t s_wb_err = 0;                  // the superblock's errseq (syncfs, Linux 5.8)
+  FsReaction fs_state = FsReaction::continues;  // what the filesystem has become
+
+  // ---- the filesystem's state -------------------------------------------------
+
+  // The filesystem reacts to a failure; a worse state is never undone but by
+  // a mount (remount, power cut).
+  void enter(FsReaction r) {
+    if (int(r) > int(fs_state)) fs_state = r;
+  }
+  bool can_write() const { return fs_state == FsReaction::continues; }
+  // The errno a call gets from a filesystem that is no longer itself, or 0:
+  // shut down, everything fails with EIO; a forced unmount under way leaves
+  // dead vnodes (EIO); read-only refuses changes (EROFS).
+  int refuses(bool changes) const {
+    switch (fs_state) {
+      case FsReaction::continues: return 0;
+      case FsReaction::read_only: return changes ? EROFS : 0;
+      case FsReaction::shutdown: return EIO;
+      case FsReaction::force_unmount: return EIO;
+    }
+    return 0;
+  }
 
   // ---- namespace and metadata ----------------------------------------------
 
@@ -200,9 +224,9 @@ struct PageCache::State {
       std::fill(buf.begin(), buf.end(), std::byte{0});
       const size_t n = std::min<size_t>(kBlockSize, text.size() - b * kBlockSize);
       std::memcpy(buf.data(), text.data() + b * kBlockSize, n);
-      if (IoResult r = device.write(b, buf); !r.ok()) return r;
+      if (IoResult r = device.write(b, buf); !r.ok()) return metadata_failed(r);
     }
-    if (IoResult r = device.flush(); !r.ok()) return r;
+    if (IoResult r = device.flush(); !r.ok()) return metadata_failed(r);
     journal_dirty = false;
     for (auto& [ino, in] : inodes) {
       in->meta_dirty = in->size_dirty = false;
@@ -211,8 +235,19 @@ struct PageCache::State {
     return {};
   }
 
+  // A journal commit failed: the filesystem reacts as the policy says, and the
+  // error reaches the superblock's errseq (buffer heads of the block device).
+  IoResult metadata_failed(IoResult r) {
+    if (r.hung) return r;
+    r.err = policy->delivered_errno(r.err);
+    errseq_set(s_wb_err, r.err);
+    enter(policy->on_metadata_error());
+    return r;
+  }
+
   // Reads the namespace back from the metadata blocks (mount).
   IoResult mount() {
+    fs_state = FsReaction::continues;
     inodes.clear();
     names.clear();
     loaded_sizes.clear();
@@ -263,10 +298,12 @@ struct PageCache::State {
         break;
       case ErrorMemory::errseq:
         errseq_set(in.wb_err, err);
+        errseq_set(s_wb_err, err);  // mapping_set_error records it in the superblock too
         in.as_flags |= err == ENOSPC ? AS_ENOSPC : AS_EIO;  // for legacy callers
         break;
       case ErrorMemory::vnode_sticky:
-        in.vnode_error = err;
+        if (policy->remembers_error_for(!in.is_dir && !in.raw))
+          in.vnode_error = policy->sticky_errno(err);
         break;
       case ErrorMemory::none:
         break;
@@ -367,8 +404,11 @@ struct PageCache::State {
       page.flags &= ~(PG_dirty | PG_error);
       return r;
     }
+    const FailedPage fate = policy->on_writeback_error(r.err);
+    enter(policy->on_data_error(r.err));
+    r.err = policy->delivered_errno(r.err);
     if (!page.has(PG_error) || policy->records_repeated_failures()) record_error(in, r.err);
-    switch (policy->on_writeback_error(r.err)) {
+    switch (fate) {
       case FailedPage::clean_kept:
         page.flags = (page.flags & ~PG_dirty) | PG_error;
         break;
@@ -414,6 +454,7 @@ struct PageCache::State {
   // Background writeback, sync(2) and syncfs(2): every dirty page, the
   // journal, a flush. Returns the first error met.
   SysResult write_everything() {
+    if (!can_write()) return SysResult::success();  // nothing leaves a filesystem that is down
     Writeback wb;
     for (auto& [ino, in] : inodes) {
       writeback_inode(*in, nullptr, wb);
@@ -457,6 +498,15 @@ struct PageCache::State {
   // scope, flush the device, commit the inode if needed, report.
   SysResult fsync_file(File& f, bool datasync, uint64_t first = 0, uint64_t last = UINT64_MAX) {
     Inode& in = *f.inode;
+    if (fs_state == FsReaction::shutdown) return SysResult::failure(EIO);
+    if (fs_state == FsReaction::force_unmount) return SysResult::failure(ENXIO);  // ffs_fsync
+    if (fs_state == FsReaction::read_only) {
+      // ext4_sync_file on a read-only superblock writes nothing and reports
+      // only what the descriptor has not been told.
+      int err = check_error_memory(f);
+      if (f.gone_bad) err = EIO;
+      return err ? SysResult::failure(err) : SysResult::success();
+    }
     if (in.is_dir) {
       IoResult m = journal_dirty ? commit_metadata() : device.flush();
       if (m.hung) return SysResult::hang();
@@ -475,8 +525,10 @@ struct PageCache::State {
       for (auto [inode, index] : wb.written)
         if (Page* page = inode->mapping.find(index)) page->flags |= PG_dirty;
     }
+    // The writeback's own error first, then what was remembered (ext4_sync_file:
+    // "if (ret == 0) ret = err"; OpenBSD VOP_FSYNC: EIO only if r == 0).
     const int remembered = check_error_memory(f);
-    err = remembered ? remembered : own_err;
+    err = own_err ? own_err : remembered;
     if (!err) err = sync.err;
     if (f.gone_bad) err = EIO;
     return err ? SysResult::failure(err) : SysResult::success();
@@ -489,6 +541,7 @@ struct PageCache::State {
     f->inode = &in;
     f->flags = flags;
     f->wb_cursor = policy->sample_at_open(in.wb_err);
+    f->sb_cursor = errseq_sample(s_wb_err);  // file_sample_sb_err
     for (int s = 0; s < 64; ++s)
       if (!(in.used_slots & (1ull << s))) {
         f->slot = s;
@@ -522,7 +575,10 @@ struct PageCache::State {
     }
     auto data = std::make_unique_for_overwrite<std::byte[]>(kPageSize);
     IoResult r = device.read(in.block_of(index), {data.get(), kPageSize});
-    if (!r.ok()) return r;
+    if (!r.ok()) {
+      if (!r.hung) r.err = policy->delivered_errno(r.err);
+      return r;
+    }
     Page& page = in.mapping.get(index);
     page.data = std::move(data);
     page.flags |= PG_uptodate;
@@ -552,6 +608,7 @@ class RefProcess final : public Process {
     } else if (path.find('/') != std::string::npos) {
       return SysResult::failure(ENOENT);  // the model has one directory
     } else {
+      if (int e = s_.refuses(!flags.read_only)) return SysResult::failure(e);
       in = s_.lookup(path);
       if (!in) {
         if (!flags.create) return SysResult::failure(ENOENT);
@@ -586,6 +643,7 @@ class RefProcess final : public Process {
     File* f = file(fd);
     if (!f || f->flags.read_only) return SysResult::failure(EBADF);
     Inode& in = *f->inode;
+    if (int e = in.raw ? 0 : s_.refuses(true)) return SysResult::failure(e);
     if (in.is_dir) return SysResult::failure(EISDIR);
     if (data.empty()) return SysResult::success(0);
     const uint64_t end = offset + data.size();
@@ -625,6 +683,7 @@ class RefProcess final : public Process {
     File* f = file(fd);
     if (!f) return SysResult::failure(EBADF);
     Inode& in = *f->inode;
+    if (int e = in.raw ? 0 : s_.refuses(false)) return SysResult::failure(e);
     if (in.is_dir) return SysResult::failure(EISDIR);
     if (offset >= in.size || out.empty()) return SysResult::success(0);
     const uint64_t end = std::min<uint64_t>(in.size, offset + out.size());
@@ -661,32 +720,21 @@ class RefProcess final : public Process {
                             const SyncFileRangeFlags& flags) override {
     File* f = file(fd);
     if (!f) return SysResult::failure(EBADF);
+    if (int e = s_.refuses(false)) return SysResult::failure(e);
     Inode& in = *f->inode;
-    if (!flags.write) return SysResult::success();
     const uint64_t first = offset / kPageSize;
     const uint64_t last = length == 0 ? UINT64_MAX : (offset + length - 1) / kPageSize;
+    // The model's writeback completes at once, so WAIT_BEFORE waits for
+    // nothing; each wait then checks for errors as the platform's wait does.
+    if (flags.wait_before)
+      if (int err = wait_errors(*f, 0)) return SysResult::failure(err);
     Writeback wb;
-    s_.writeback_inode(in, nullptr, wb, first, last);
-    if (wb.hung) return SysResult::hang();
-    if (!flags.wait_after) return SysResult::success();
-    // filemap_fdatawait_range: the legacy flags, checked and cleared; the
-    // errseq cursors are left alone. Policies without flags report what this
-    // writeback met.
-    int err = 0;
-    switch (s_.policy->error_memory()) {
-      case ErrorMemory::as_flags:
-      case ErrorMemory::errseq: {
-        const uint32_t fl = std::exchange(in.as_flags, 0);
-        err = fl & AS_ENOSPC ? ENOSPC : fl & AS_EIO ? EIO : 0;
-        break;
-      }
-      case ErrorMemory::vnode_sticky:
-        err = wb.first_err ? wb.first_err : in.vnode_error;
-        break;
-      case ErrorMemory::none:
-        err = wb.first_err;
-        break;
+    if (flags.write && s_.can_write()) {
+      s_.writeback_inode(in, nullptr, wb, first, last);
+      if (wb.hung) return SysResult::hang();
     }
+    if (!flags.wait_after) return SysResult::success();  // WRITE alone reports nothing
+    const int err = wait_errors(*f, wb.first_err);
     return err ? SysResult::failure(err) : SysResult::success();
   }
 
@@ -694,6 +742,7 @@ class RefProcess final : public Process {
     File* f = file(fd);
     if (!f || f->flags.read_only) return SysResult::failure(EBADF);
     Inode& in = *f->inode;
+    if (int e = in.raw ? 0 : s_.refuses(true)) return SysResult::failure(e);
     if (offset + data.size() > in.size) return SysResult::failure(ENXIO);  // SIGBUS beyond EOF
     for (uint64_t pos = offset; pos < offset + data.size();) {
       const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
@@ -711,10 +760,61 @@ class RefProcess final : public Process {
     return s_.fsync_file(*f, false, offset / kPageSize, (offset + data.size() - 1) / kPageSize);
   }
 
+  MappedRead mmap_read(int fd, std::span<std::byte> out, uint64_t offset) override {
+    MappedRead m;
+    File* f = file(fd);
+    if (!f) return {SysResult::failure(EBADF), "", {}};
+    Inode& in = *f->inode;
+    if (in.is_dir) return {SysResult::failure(ENODEV), "", {}};
+    if (!in.raw && s_.refuses(false) && s_.policy->mmap_refused_when_down())
+      return {SysResult::failure(EIO), "", {}};  // ext4_file_mmap
+    const uint64_t end = offset + out.size();
+    for (uint64_t i = offset / kPageSize; i * kPageSize < end; ++i) {  // mincore
+      const Page* p = in.mapping.find(i);
+      m.resident.push_back(p && p->has(PG_uptodate));
+    }
+    // A page the cache holds is served from it; any other must be read in,
+    // which fails (SIGBUS) past EOF, on a device error, or on a filesystem
+    // that is down.
+    for (uint64_t pos = offset; pos < end;) {
+      const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
+      const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
+      Page* page = in.mapping.find(index);
+      if (!page || !page->has(PG_uptodate)) {
+        if (index * kPageSize >= in.size || (!in.raw && s_.refuses(false))) {
+          m.signal = "SIGBUS";
+          break;
+        }
+        if (IoResult r = s_.fill_page(in, index, page); !r.ok()) {
+          if (r.hung) return {SysResult::hang(), "", m.resident};
+          m.signal = "SIGBUS";
+          break;
+        }
+      }
+      std::memcpy(out.data() + (pos - offset), page->data.get() + in_page, n);
+      page->touched |= f->bit();
+      page->last_use = ++s_.use_clock;
+      pos += n;
+      m.copied = pos - offset;
+      m.result = SysResult::success(int64_t(m.copied));
+    }
+    if (!m.signal.empty()) m.result = SysResult{-1, 0, false};
+    return m;
+  }
+
   SysResult syncfs(int fd) override {
-    if (!file(fd)) return SysResult::failure(EBADF);
+    File* f = file(fd);
+    if (!f) return SysResult::failure(EBADF);
+    if (s_.fs_state == FsReaction::shutdown || s_.fs_state == FsReaction::force_unmount)
+      return SysResult::failure(EIO);
     SysResult r = s_.write_everything();
     if (r.hung) return r;
+    if (s_.policy->syncfs_checks_sb_errseq()) {
+      // SYSCALL syncfs since 5.8: what sync_filesystem met is not the answer;
+      // the superblock's errseq against this descriptor's f_sb_err is.
+      const int err = errseq_check_and_advance(s_.s_wb_err, f->sb_cursor);
+      return err ? SysResult::failure(err) : SysResult::success();
+    }
     return s_.policy->syncfs_reports() ? r : SysResult::success();
   }
 
@@ -724,12 +824,14 @@ class RefProcess final : public Process {
   }
 
   SysResult stat(const std::string& path) override {
+    if (s_.fs_state == FsReaction::force_unmount) return SysResult::failure(EIO);
     if (path == ".") return SysResult::success(0);
     Inode* in = s_.lookup(path);
     return in ? SysResult::success(int64_t(in->size)) : SysResult::failure(ENOENT);
   }
 
   SysResult rename(const std::string& from, const std::string& to) override {
+    if (int e = s_.refuses(true)) return SysResult::failure(e);
     auto it = s_.names.find(from);
     if (it == s_.names.end()) return SysResult::failure(ENOENT);
     const uint64_t ino = it->second;
@@ -740,12 +842,34 @@ class RefProcess final : public Process {
   }
 
   SysResult unlink(const std::string& path) override {
+    if (int e = s_.refuses(true)) return SysResult::failure(e);
     if (!s_.names.erase(path)) return SysResult::failure(ENOENT);
     s_.journal_dirty = true;
     return SysResult::success();
   }
 
  private:
+  // What a sync_file_range wait reports: since 4.14 file_fdatawait_range,
+  // which checks and advances the descriptor's errseq cursor; before,
+  // filemap_fdatawait_range, which checks and clears the legacy flags.
+  // Policies without either report what this writeback met.
+  int wait_errors(File& f, int met) {
+    Inode& in = *f.inode;
+    if (s_.policy->sync_file_range_checks_errseq()) return s_.check_error_memory(f);
+    switch (s_.policy->error_memory()) {
+      case ErrorMemory::as_flags:
+      case ErrorMemory::errseq: {
+        const uint32_t fl = std::exchange(in.as_flags, 0);
+        return fl & AS_ENOSPC ? ENOSPC : fl & AS_EIO ? EIO : 0;
+      }
+      case ErrorMemory::vnode_sticky:
+        return met ? met : in.vnode_error;
+      case ErrorMemory::none:
+        return met;
+    }
+    return 0;
+  }
+
   File* file(int fd) {
     auto it = fds_.find(fd);
     return it == fds_.end() ? nullptr : it->second;
@@ -866,6 +990,20 @@ SysResult PageCache::fault(const FaultRequest& request, nlohmann::json& detail) 
       if (auto r = region(request.file)) rule.ranges = {*r};
       rule.invert = true;
       break;
+    case FaultRequest::Where::journal:
+      rule.ranges = {ByteRange{0, kMetadataBlocks * kBlockSize}};
+      break;
+    case FaultRequest::Where::free:
+      // Space no file holds yet: every file's region past its committed size,
+      // and the regions of files not created yet. The metadata blocks and
+      // the raw device's bytes stay healthy.
+      rule.ranges = {ByteRange{0, kDataRegionBlock * kBlockSize}};
+      for (const auto& [path, ino] : s_->names) {
+        const uint64_t pages = (s_->committed_size(ino) + kPageSize - 1) / kPageSize;
+        if (pages) rule.ranges.push_back({s_->inode(ino).block_of(0) * kBlockSize, pages * kPageSize});
+      }
+      rule.invert = true;
+      break;
   }
   s_->device.add_fault(rule);
   auto ranges = nlohmann::json::array();
@@ -876,6 +1014,43 @@ SysResult PageCache::fault(const FaultRequest& request, nlohmann::json& detail) 
   detail["mode"] = std::string(to_string(rule.mode));
   if (rule.mode == FaultMode::error) detail["errno"] = errno_name(rule.err);
   if (rule.count) detail["count"] = *rule.count;
+  return SysResult::success();
+}
+
+SysResult PageCache::shutdown(ShutdownFlush flush, nlohmann::json& detail) {
+  // GOING_FLAGS_DEFAULT freezes (syncs) the filesystem first; LOGFLUSH
+  // commits the journal, not the data; NOLOGFLUSH writes nothing. What could
+  // not be written then stays in the cache until the unmount drops it.
+  switch (flush) {
+    case ShutdownFlush::sync: {
+      SysResult r = s_->write_everything();
+      if (r.hung) return r;
+      detail["sync"] = describe(r);
+      break;
+    }
+    case ShutdownFlush::log: {
+      // The log holds names, not the size of an append whose data is still
+      // dirty: ext4 (i_disksize, delayed allocation) and xfs (di_size at I/O
+      // completion) move the on-disk size with the data. probes/shutdown.sh.
+      std::vector<std::pair<Inode*, uint64_t>> appended;
+      for (auto& [ino, in] : s_->inodes) {
+        bool dirty = false;
+        in->mapping.for_each([&](uint64_t, Page& page) { dirty |= page.has(PG_dirty); });
+        if (dirty && !in->raw) {
+          appended.emplace_back(in.get(), in->size);
+          in->size = std::min(in->size, s_->committed_size(ino));
+        }
+      }
+      IoResult m = s_->journal_dirty && s_->can_write() ? s_->commit_metadata() : IoResult{};
+      for (auto [in, size] : appended) in->size = size;
+      if (m.hung) return SysResult::hang();
+      detail["log_commit"] = m.err ? errno_name(m.err) : "0";
+      break;
+    }
+    case ShutdownFlush::none:
+      break;
+  }
+  s_->enter(FsReaction::shutdown);
   return SysResult::success();
 }
 

@@ -97,11 +97,14 @@ INSTANTIATE_TEST_SUITE_P(Policies, LifecycleTest,
                          ::testing::Values(Lifecycle{"linux-4.12", 0, EIO, 0, EIO},
                                            Lifecycle{"linux-4.13", EIO, 0, 0, EIO},
                                            Lifecycle{"linux-4.17", EIO, EIO, 0, EIO},
+                                           Lifecycle{"linux-5.8:ext4", EIO, EIO, 0, EIO},
                                            Lifecycle{"proposed", EIO, 0, 0, EIO}),
                          [](const auto& info) {
                            std::string n = info.param.policy;
                            std::replace(n.begin(), n.end(), '-', '_');
+                           std::replace(n.begin(), n.end(), ':', '_');
                            std::replace(n.begin(), n.end(), '.', '_');
+                           std::replace(n.begin(), n.end(), ':', '_');
                            return n;
                          });
 

@@ -50,15 +50,20 @@ INSTANTIATE_TEST_SUITE_P(
         SingleWriter{"linux-4.12", EIO, "A", "old", 0, 0, "old"},
         SingleWriter{"linux-4.13", EIO, "A", "old", 0, 0, "old"},
         SingleWriter{"linux-4.17", EIO, "A", "old", 0, 0, "old"},
+        SingleWriter{"linux-5.8:ext4", EIO, "A", "old", 0, 0, "old"},
+        SingleWriter{"linux-5.8:xfs", EIO, "A", "old", 0, 0, "old"},
         // OpenBSD discards the buffer and keeps failing until the vnode goes.
         SingleWriter{"openbsd", EIO, "old", "old", EIO, EIO, "old"},
         // FreeBSD and the proposal retry: the data is never lost.
         SingleWriter{"freebsd", EIO, "A", "A", EIO, 0, "A"},
+        SingleWriter{"illumos", EIO, "A", "A", EIO, 0, "A"},
         SingleWriter{"proposed", EIO, "A", "A", EIO, 0, "A"}),
     [](const auto& info) {
       std::string n = info.param.policy;
       std::replace(n.begin(), n.end(), '-', '_');
+      std::replace(n.begin(), n.end(), ':', '_');
       std::replace(n.begin(), n.end(), '.', '_');
+      std::replace(n.begin(), n.end(), ':', '_');
       return n;
     });
 
@@ -105,13 +110,17 @@ INSTANTIATE_TEST_SUITE_P(
         TwoProcess{"linux-4.12", EIO, "A", 0, "old"},
         TwoProcess{"linux-4.13", EIO, "A", 0, "old"},
         TwoProcess{"linux-4.17", EIO, "A", 0, "old"},
+        TwoProcess{"linux-5.8:ext4", EIO, "A", 0, "old"},
         TwoProcess{"openbsd", EIO, "old", EIO, "old"},
         TwoProcess{"freebsd", EIO, "A", 0, "A"},
+        TwoProcess{"illumos", EIO, "A", 0, "A"},
         TwoProcess{"proposed", EIO, "A", 0, "A"}),
     [](const auto& info) {
       std::string n = info.param.policy;
       std::replace(n.begin(), n.end(), '-', '_');
+      std::replace(n.begin(), n.end(), ':', '_');
       std::replace(n.begin(), n.end(), '.', '_');
+      std::replace(n.begin(), n.end(), ':', '_');
       return n;
     });
 
@@ -147,13 +156,19 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Values(ThinPool{"linux-4.12", ENOSPC, 0, "zero"},
                       ThinPool{"linux-4.13", ENOSPC, 0, "zero"},
                       ThinPool{"linux-4.17", ENOSPC, 0, "zero"},
-                      ThinPool{"openbsd", ENOSPC, ENOSPC, "zero"},
+                      // blk_status_t carries ENOSPC through (BLK_STS_NOSPC)
+                      ThinPool{"linux-5.8:ext4", ENOSPC, 0, "zero"},
+                      // the writeback's own errno first, then VOP_FSYNC's EIO
+                      ThinPool{"openbsd", ENOSPC, EIO, "zero"},
                       ThinPool{"freebsd", ENOSPC, 0, "A"},
+                      ThinPool{"illumos", ENOSPC, 0, "A"},
                       ThinPool{"proposed", ENOSPC, 0, "A"}),
     [](const auto& info) {
       std::string n = info.param.policy;
       std::replace(n.begin(), n.end(), '-', '_');
+      std::replace(n.begin(), n.end(), ':', '_');
       std::replace(n.begin(), n.end(), '.', '_');
+      std::replace(n.begin(), n.end(), ':', '_');
       return n;
     });
 
@@ -246,9 +261,11 @@ TEST(CacheLimit, PressureEvictsCleanPagesKeepsFailedDirtyOnes) {
   }
 }
 
-// FreeBSD treats ENXIO (device gone) as permanent: the buffer is dropped, the
-// error reported once, and the next fsync succeeds with nothing written.
-TEST(FreeBsd, EnxioDiscardsAndForgets) {
+// FreeBSD treats ENXIO (device gone) as permanent: the buffer is dropped
+// (brelse) and UFS force-unmounts (ffs_fsfail_cleanup); ffs_fsync keeps
+// returning ENXIO, the dead vnode fails I/O, and after a new mount the disk
+// holds the old data. sources_test.cpp has the other platforms' answers.
+TEST(FreeBsd, EnxioDiscardsAndForceUnmounts) {
   Rig rig("freebsd");
   int a = rig.open();
   ASSERT_TRUE(rig.write(a, "old", 0, 4096).ok());
@@ -256,8 +273,12 @@ TEST(FreeBsd, EnxioDiscardsAndForgets) {
   rig.fail_data("f", ENXIO);
   ASSERT_TRUE(rig.write(a, "A", 0, 4096).ok());
   EXPECT_EQ(rig.fsync(a), ENXIO);
-  EXPECT_EQ(rig.read(a, 0, 4096), "old");
-  EXPECT_EQ(rig.fsync(a), 0);
+  rig.heal();
+  EXPECT_EQ(rig.fsync(a), ENXIO) << "the forced unmount is under way";
+  EXPECT_EQ(rig.read(a, 0, 4096), "-1 " + std::to_string(EIO));
+  EXPECT_EQ(rig.write(a, "B", 0, 4096).err, EIO);
+  ASSERT_TRUE(rig.proc().close(a).ok());
+  EXPECT_EQ(rig.disk("f", 0, 4096), "old");
 }
 
 // Power cut: what was not flushed is gone, what fsync covered stays.

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 #include <ostream>
 
 #include "syncprobe/report.h"
@@ -45,6 +46,27 @@ void compare(const Run& a, const Run& b, const fs::path& out, std::ostream& o) {
       if (ta["profile"].value(ax, "") != tb["profile"].value(ax, "")) add(axis_title(ax), ta["profile"].value(ax, ""), tb["profile"].value(ax, ""));
     for (const auto& rule : kRules)
       if (ta["rules"].value(rule, "") != tb["rules"].value(rule, "")) add(rule, ta["rules"].value(rule, ""), tb["rules"].value(rule, ""));
+    if (closest_text(ta) != closest_text(tb)) add("closest policy", closest_text(ta), closest_text(tb));
+    // Fault classes and fstests verdicts, where both summaries have them.
+    const json pa = ta.value("profiles", json()), pb = tb.value("profiles", json());
+    if (pa.is_object() && pb.is_object()) {
+      std::set<std::string> classes;
+      for (const auto& [c, v] : pa.items()) classes.insert(c);
+      for (const auto& [c, v] : pb.items()) classes.insert(c);
+      for (const auto& c : classes)
+        for (const auto& ax : kAxes) {
+          auto value = [&](const json& p) {
+            return p.contains(c) ? p[c]["axes"].value(ax, json::object()).value("value", "") : std::string("(no case)");
+          };
+          if (value(pa) != value(pb)) add(axis_title(ax) + " (" + c + ")", value(pa), value(pb));
+        }
+    }
+    const json fa = ta.value("fstests", json()), fb = tb.value("fstests", json());
+    if (fa.is_object() && fb.is_object())
+      for (const auto& [test, f] : fa.items()) {
+        const std::string va = f.value("verdict", ""), vb = fb.value(test, json::object()).value("verdict", "");
+        if (va != vb) add("fstests " + test, va, vb);
+      }
     for (const auto& c : a.cases) {
       const json ra = a.result(ta_name, c), rb = b.result(tb_name, c);
       if (ra.is_null() || rb.is_null()) continue;

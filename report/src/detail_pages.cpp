@@ -28,11 +28,12 @@ std::string target_page(const Run& r, const std::string& t) {
   b += "<details><summary>Environment</summary><pre>" + html_escape(tj["environment"].dump(2)) + "</pre></details>";
   if (fs::exists(r.dir / t / "console.log"))
     b += "<p><a href=\"" + target_slug(t) + "-console.txt\">The guest's console log</a></p>";
-  auto table = [&](const std::string& key, const std::string& title, const std::string& verdict) {
-    std::string s = "<h2 id=\"" + key + "\">" + html_escape(title) + ": <span class=\"" + value_class(verdict) + "\">" +
+  auto table = [&](const std::string& id, const std::string& title, const std::string& verdict, const std::string& why,
+                   const json& ev) {
+    std::string s = "<h2 id=\"" + id + "\">" + html_escape(title) + ": <span class=\"" + value_class(verdict) + "\">" +
                     html_escape(verdict) + "</span></h2>";
-    const json ev = tj["evidence"].value(key, json::array());
-    if (ev.empty()) return s + "<p class=\"note\">No observation decided this here (no case that decides it completed).</p>";
+    if (!why.empty()) s += "<p class=\"note\">Why: " + html_escape(why) + "</p>";
+    if (ev.empty()) return s + "<p class=\"note\">No observation decided this here.</p>";
     s += "<div class=\"wrap\"><table><caption>Observations behind " + html_escape(title) + "</caption><thead><tr>"
          "<th scope=\"col\">Case</th><th scope=\"col\">Step</th><th scope=\"col\">Line</th><th scope=\"col\">Op</th>"
          "<th scope=\"col\">Probe</th><th scope=\"col\">Observed</th><th scope=\"col\">Expected / meaning</th>"
@@ -40,13 +41,52 @@ std::string target_page(const Run& r, const std::string& t) {
     for (const auto& e : ev) s += evidence_row(e, t);
     return s + "</tbody></table></div>";
   };
+  const json rule_reasons = tj.value("rule_reasons", json::object());
+  const json profile_reasons = tj.value("profile_reasons", json::object());
+  const json evidence = tj.value("evidence", json::object());
   for (const auto& rule : kRules)
-    b += table(rule, rule + " " + r.summary["rules"].value(rule, ""), tj["rules"].value(rule, "n/a"));
-  for (const auto& a : kAxes) b += table(a, axis_title(a), tj["profile"].value(a, "unknown"));
+    b += table(rule, rule + " " + r.summary["rules"].value(rule, ""), tj["rules"].value(rule, "n/a"),
+               rule_reasons.value(rule, ""), evidence.value(rule, json::array()));
+  for (const auto& a : kAxes)
+    b += table(a, axis_title(a) + " (" + tj.value("profile_class", std::string("data-write")) + ")",
+               tj["profile"].value(a, "unknown"), profile_reasons.value(a, ""), evidence.value(a, json::array()));
+  // Every other fault class, axis by axis.
+  const json profiles = tj.value("profiles", json::object());
+  for (const auto& [cls, p] : profiles.items()) {
+    if (cls == tj.value("profile_class", std::string())) continue;
+    b += "<h2 id=\"class-" + html_escape(cls) + "\">Fault class " + html_escape(cls) + ": " +
+         html_escape(p.value("title", "")) + "</h2><p class=\"note\">Cases:";
+    const json cases = p.value("cases", json::array());
+    for (const auto& c : cases) b += " " + html_escape(c.get<std::string>());
+    b += "</p>";
+    for (const auto& a : kAxes) {
+      const json ax = p["axes"].value(a, json::object());
+      b += table("class-" + cls + "-" + a, axis_title(a) + " (" + cls + ")", ax.value("value", "unknown"),
+                 ax.value("reason", ""), ax.value("evidence", json::array()));
+    }
+  }
+  const json fstests = tj.value("fstests", json::object());
+  if (!fstests.empty()) {
+    b += "<h2 id=\"fstests\">What fstests would say</h2><p class=\"note\">Each case restated from an fstests test "
+         "states fstests' own pass condition; this is that condition judged on the observations above, beside the "
+         "rules (which ask for more).</p>";
+    for (const auto& [test, f] : fstests.items()) {
+      const std::string v = f.value("verdict", "n/a");
+      std::string why = f.value("reason", "");
+      if (f.contains("not_checked")) why += (why.empty() ? "" : " ") + std::string("Not observed here: ") + f.value("not_checked", "");
+      b += table("fstests-" + test, "fstests " + test + " (" + f.value("case", "") + ")", v,
+                 "fstests passes when: " + f.value("passes_when", "") + (why.empty() ? "" : " " + why),
+                 f.value("evidence", json::array()));
+    }
+  }
   if (tj.contains("distances")) {
-    b += "<h2 id=\"closest\">Closest reference policy: " + html_escape(tj.value("closest_policy", "")) +
-         "</h2><p>Steps whose outcome differs, per policy:";
-    for (const auto& [p, d] : tj["distances"].items()) b += " " + html_escape(p) + " " + d.dump() + ";";
+    b += "<h2 id=\"closest\">Closest reference policy: " + html_escape(closest_text(tj)) +
+         "</h2><p>Step outcomes that differ, of those compared, per policy (cases both ran; steps after a hang and "
+         "errno differences only the injector made are not compared):";
+    for (const auto& [p, d] : tj["distances"].items())
+      b += " " + html_escape(p) + " " +
+           (d.is_object() ? std::to_string(d.value("differing", 0)) + "/" + std::to_string(d.value("compared", 0))
+                          : d.dump()) + ";";
     b += "</p>";
   }
   return page(t + " — syncprobe", b);
@@ -56,7 +96,7 @@ std::string case_page(const Run& r, const std::string& t, const std::string& c) 
   const json res = r.result(t, c);
   const json& cj = r.run["cases"][c];
   const json& tj = r.summary["targets"][t];
-  std::string policy = tj.value("measured", false) ? tj.value("closest_policy", "") : "";
+  std::string policy = tj.value("measured", false) ? closest_for_steps(tj) : "";
   const json pres = policy.empty() ? json() : r.result("reference:" + policy, c);
   if (pres.is_null()) policy.clear();
   std::string b = "<p><a href=\"../../index.html\">← report</a> · <a href=\"../../targets/" + target_slug(t) +

@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "syncprobe/report.h"
+#include "syncprobe/taxonomy.h"
 
 namespace syncprobe::site {
 namespace {
@@ -74,6 +75,65 @@ std::string latency_svg(const Run& r) {
   return s;
 }
 
+// The taxonomy's values and what they mean, from schema/ (taxonomy.h).
+std::string legend() {
+  std::string s = "<table class=\"legend\"><caption>Axis values</caption><tbody>";
+  for (const auto& a : taxonomy::axes()) {
+    s += "<tr><th scope=\"row\">" + html_escape(std::string(a.title)) + "</th><td>";
+    bool first = true;
+    for (const auto& v : a.values) {
+      s += std::string(first ? "" : " · ") + "<strong>" + html_escape(std::string(v.name)) + "</strong> (" +
+           html_escape(std::string(v.meaning)) + ")";
+      first = false;
+    }
+    s += "</td></tr>";
+  }
+  return s + "<tr><th scope=\"row\">Any axis</th><td><strong>unknown</strong> (no case decided it; the reason is "
+             "on the target page) · <strong>disagree</strong> (the cases that measure it disagree)</td></tr>"
+             "</tbody></table>";
+}
+
+std::string headline_title(const Run& r) {
+  const std::string id = r.summary.value("headline_class", std::string(taxonomy::kHeadlineClass));
+  for (const auto& c : taxonomy::fault_classes())
+    if (c.id == id) return std::string(c.title);
+  return id;
+}
+
+// One row per (target, fault class) that decided any axis, besides the headline class.
+std::string classes_table(const Run& r) {
+  std::string rows;
+  const std::string headline = r.summary.value("headline_class", std::string(taxonomy::kHeadlineClass));
+  for (const auto& t : r.targets) {
+    const json profiles = r.summary["targets"][t].value("profiles", json::object());
+    for (const auto& fc : taxonomy::fault_classes()) {
+      const std::string cls(fc.id);
+      if (!profiles.contains(cls) || cls == headline) continue;
+      const json& axes = profiles[cls]["axes"];
+      std::string cells;
+      bool any = false;
+      for (const auto& a : kAxes) {
+        const json ax = axes.value(a, json::object());
+        const std::string v = ax.value("value", "unknown");
+        any = any || v != taxonomy::kUnknown;
+        cells += "<td class=\"" + value_class(v) + "\"" +
+                 (ax.contains("reason") ? " title=\"" + html_escape(ax.value("reason", "")) + "\"" : std::string()) +
+                 "><a href=\"targets/" + target_slug(t) + ".html#class-" + cls + "\">" + html_escape(v) + "</a></td>";
+      }
+      if (any)
+        rows += "<tr><th scope=\"row\">" + html_escape(t) + "</th><td>" + html_escape(std::string(fc.title)) + "</td>" +
+                cells + "</tr>";
+    }
+  }
+  if (rows.empty()) return "";
+  std::string s = "<h2 id=\"classes\">Per fault class</h2><p class=\"note\">Each case is classified under the "
+                  "class of its fault; no case of one class decides another's profile.</p><div class=\"wrap\"><table>"
+                  "<caption>Profiles under the other fault classes (rows where any axis was decided)</caption><thead><tr>"
+                  "<th scope=\"col\">Target</th><th scope=\"col\">Fault class</th>";
+  for (const auto& a : kAxes) s += "<th scope=\"col\">" + axis_title(a) + "</th>";
+  return s + "</tr></thead><tbody>" + rows + "</tbody></table></div>";
+}
+
 }  // namespace
 
 std::string index_page(const Run& r) {
@@ -86,14 +146,15 @@ std::string index_page(const Run& r) {
        html_escape(run.value("syncprobe_version", "")) + ".<br>Command: <code>";
   for (const auto& a : run.value("command", json::array())) b += html_escape(a.get<std::string>()) + " ";
   b += "</code></p>";
-  b += "<nav><a href=\"#profiles\">Profiles</a> · <a href=\"#rules\">Rules</a> · <a href=\"#cases\">Cases</a> · "
+  b += "<nav><a href=\"#profiles\">Profiles</a> · <a href=\"#classes\">Fault classes</a> · <a href=\"#rules\">Rules</a> · <a href=\"#cases\">Cases</a> · "
        "<a href=\"#latency\">Latency</a>" + std::string(r.bench.is_null() ? "" : " · <a href=\"#bench\">Benchmarks</a>") +
        (report_detail::kernel_columns(r.summary).empty() ? "" : " · <a href=\"kernels.html\">Across kernels</a>") +
        " · <a href=\"summary.md\">summary.md</a> · <a href=\"junit.xml\">junit.xml</a></nav></header>\n";
 
-  // Headline table.
+  // Headline table: the profile under a transient data-write error.
   b += "<h2 id=\"profiles\">What each platform does after a write fails</h2><div class=\"wrap\"><table>"
-       "<caption>Profiles: one row per platform, one column per axis of the taxonomy</caption><thead><tr>"
+       "<caption>Profiles under a " + html_escape(headline_title(r)) + ": one row per platform, one column per "
+       "axis of the taxonomy (other fault classes <a href=\"#classes\">below</a>)</caption><thead><tr>"
        "<th scope=\"col\">Target</th><th scope=\"col\">Platform</th>";
   for (const auto& a : kAxes) b += "<th scope=\"col\">" + axis_title(a) + "</th>";
   b += "<th scope=\"col\">Closest policy</th></tr></thead><tbody>";
@@ -103,38 +164,53 @@ std::string index_page(const Run& r) {
          platform_cell(tj) + "</td>";
     for (const auto& a : kAxes) {
       const std::string v = tj["profile"].value(a, "unknown");
-      b += "<td class=\"" + value_class(v) + "\"><a href=\"targets/" + target_slug(t) + ".html#" + a + "\">" +
-           html_escape(v) + "</a></td>";
+      const std::string why = tj.value("profile_reasons", json::object()).value(a, "");
+      b += "<td class=\"" + value_class(v) + "\"><a href=\"targets/" + target_slug(t) + ".html#" + a + "\"" +
+           (why.empty() ? "" : " title=\"" + html_escape(why) + "\"") + ">" + html_escape(v) + "</a></td>";
     }
-    b += "<td>" + html_escape(tj.value("closest_policy", "")) + "</td></tr>";
+    b += "<td>" + html_escape(closest_text(tj)) + "</td></tr>";
   }
   b += "</tbody></table></div>";
-  b += "<table class=\"legend\"><caption>Axis values</caption><tbody>"
-       "<tr><th scope=\"row\">Reporting</th><td>silent · first-caller · once-per-fd · once-per-fd+unseen · deferred · sticky-until-close · until-persisted</td></tr>"
-       "<tr><th scope=\"row\">Page fate</th><td>clean-kept (marked clean, new data in cache) · reverted (cache shows the old data) · dirty-retained (kept and retried)</td></tr>"
-       "<tr><th scope=\"row\">Recovery</th><td>recovers · lost-reported · lost-silent (after repair, fsync succeeds but the data is gone)</td></tr>"
-       "<tr><th scope=\"row\">FS reaction</th><td>continues · read-only · shutdown · hangs</td></tr>"
-       "<tr><th scope=\"row\">Cross-fd</th><td>safe · corrupts (another process builds on data that never reached the disk and its fsync succeeds)</td></tr>"
-       "</tbody></table>";
+  b += legend();
+  b += classes_table(r);
 
-  // Rules matrix.
-  b += "<h2 id=\"rules\">Rules R1–R7</h2><div class=\"wrap\"><table><caption>Rule verdicts; each cell links to the "
-       "observations that decided it</caption><thead><tr><th scope=\"col\">Target</th>";
+  // Rules matrix, with what fstests would say beside it.
+  const std::vector<std::string> tests = fstests_tests(r.summary);
+  b += "<h2 id=\"rules\">Rules R1–R7, and fstests</h2><div class=\"wrap\"><table><caption>Rule verdicts; each cell "
+       "links to the observations that decided it. The fstests columns say what fstests itself would conclude from "
+       "the same observations (its own pass condition, stated in each restated case)</caption><thead><tr>"
+       "<th scope=\"col\">Target</th>";
   for (const auto& rule : kRules)
     b += "<th scope=\"col\" title=\"" + html_escape(r.summary["rules"].value(rule, "")) + "\">" + rule + " " +
          html_escape(r.summary["rules"].value(rule, "")) + "</th>";
+  for (const auto& test : tests) b += "<th scope=\"col\">fstests " + html_escape(test) + "</th>";
   b += "</tr></thead><tbody>";
   for (const auto& t : r.targets) {
     const json& tj = r.summary["targets"][t];
     b += "<tr><th scope=\"row\">" + html_escape(t) + "</th>";
     for (const auto& rule : kRules) {
       const std::string v = tj["rules"].value(rule, "n/a");
-      b += "<td class=\"" + value_class(v) + "\"><a href=\"targets/" + target_slug(t) + ".html#" + rule + "\">" +
-           symbol(v) + "</a></td>";
+      const std::string why = tj.value("rule_reasons", json::object()).value(rule, "");
+      b += "<td class=\"" + value_class(v) + "\"><a href=\"targets/" + target_slug(t) + ".html#" + rule + "\"" +
+           (why.empty() ? "" : " title=\"" + html_escape(why) + "\"") + ">" + symbol(v) + "</a></td>";
+    }
+    const json fstests = tj.value("fstests", json::object());
+    for (const auto& test : tests) {
+      const json f = fstests.value(test, json::object());
+      const std::string v = f.value("verdict", "n/a");
+      b += "<td class=\"" + value_class(v) + "\"><a href=\"targets/" + target_slug(t) + ".html#fstests\" title=\"" +
+           html_escape(f.value("reason", f.value("passes_when", ""))) + "\">" + symbol(v) +
+           (f.contains("not_checked") && v == "pass" ? "*" : "") + "</a></td>";
     }
     b += "</tr>";
   }
   b += "</tbody></table></div>";
+  if (!tests.empty())
+    b += "<p class=\"note\">* fstests checks more than the restated case can observe (see the target page). "
+         "? unknown: a check ran but could not be judged; ○ not measurable here: every case checking the rule "
+         "needs a capability this target lacks.</p>";
+
+  b += apps_section(r);
 
   // Case matrix.
   b += "<h2 id=\"cases\">Cases</h2><div class=\"wrap\"><table><caption>Targets × cases: status and checks "

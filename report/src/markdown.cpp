@@ -18,16 +18,21 @@ std::string markdown(const Run& r) {
     const json& e = tj["environment"];
     m += "| " + t + " | " + (tj.value("measured", false) ? e.value("fs", "") + " on " + e.value("kernel", "") + ", " + e.value("injector", "") : "modelled") + " |";
     for (const auto& a : kAxes) m += " " + tj["profile"].value(a, "unknown") + " |";
-    m += " " + tj.value("closest_policy", "") + " |\n";
+    m += " " + closest_text(tj) + " |\n";
   }
+  const std::vector<std::string> tests = fstests_tests(r.summary);
   m += "\n| target |";
   for (const auto& rule : kRules) m += " " + rule + " |";
+  for (const auto& test : tests) m += " fstests " + test + " |";
   m += "\n|---|";
-  for (size_t i = 0; i < kRules.size(); ++i) m += "---|";
+  for (size_t i = 0; i < kRules.size() + tests.size(); ++i) m += "---|";
   m += "\n";
   for (const auto& t : r.targets) {
+    const json& tj = r.summary["targets"][t];
     m += "| " + t + " |";
-    for (const auto& rule : kRules) m += " " + symbol(r.summary["targets"][t]["rules"].value(rule, "n/a")) + " |";
+    for (const auto& rule : kRules) m += " " + symbol(tj["rules"].value(rule, "n/a")) + " |";
+    const json fstests = tj.value("fstests", json::object());
+    for (const auto& test : tests) m += " " + symbol(fstests.value(test, json::object()).value("verdict", "n/a")) + " |";
     m += "\n";
   }
   return m;

@@ -10,18 +10,55 @@
 #include <fmt/format.h>
 
 #include "syncprobe/report.h"
+#include "syncprobe/taxonomy.h"
 
 namespace syncprobe::site {
 
-const std::vector<std::string> kAxes = {"reporting", "page_fate", "recovery", "fs_reaction", "cross_fd"};
-const std::vector<std::string> kRules = {"R1", "R2", "R3", "R4", "R5", "R6", "R7"};
+namespace {
 
-const std::string& axis_title(const std::string& axis) {
-  static const std::map<std::string, std::string> titles = {
-      {"reporting", "Reporting"}, {"page_fate", "Page fate"}, {"recovery", "Recovery"},
-      {"fs_reaction", "FS reaction"}, {"cross_fd", "Cross-fd"}};
-  auto it = titles.find(axis);
-  return it == titles.end() ? axis : it->second;
+std::vector<std::string> axis_ids() {
+  std::vector<std::string> out;
+  for (const auto& a : taxonomy::axes()) out.emplace_back(a.id);
+  return out;
+}
+std::vector<std::string> rule_ids() {
+  std::vector<std::string> out;
+  for (const auto& r : taxonomy::rules()) out.emplace_back(r.id);
+  return out;
+}
+
+}  // namespace
+
+// From the one declaration in schema/ (taxonomy.h).
+const std::vector<std::string> kAxes = axis_ids();
+const std::vector<std::string> kRules = rule_ids();
+
+std::string axis_title(const std::string& axis) {
+  const taxonomy::Axis* a = taxonomy::find_axis(axis);
+  return a ? std::string(a->title) : axis;
+}
+
+std::string closest_text(const json& t) {
+  const json names = t.value("closest_policies", json::array());
+  if (names.empty()) return t["closest_policy"].is_string() ? t["closest_policy"].get<std::string>() : "";
+  std::string s;
+  for (const auto& n : names) s += (s.empty() ? "" : " = ") + n.get<std::string>();
+  return names.size() > 1 ? "tie: " + s : s;
+}
+
+std::string closest_for_steps(const json& t) {
+  if (t["closest_policy"].is_string()) return t["closest_policy"];
+  const json names = t.value("closest_policies", json::array());
+  return names.empty() ? "" : names[0].get<std::string>();
+}
+
+std::vector<std::string> fstests_tests(const json& summary) {
+  std::set<std::string> tests;
+  for (const auto& [name, t] : summary["targets"].items()) {
+    const json f = t.value("fstests", json::object());
+    for (const auto& [test, v] : f.items()) tests.insert(test);
+  }
+  return {tests.begin(), tests.end()};
 }
 
 json Run::result(const std::string& target, const std::string& c) const {
@@ -120,20 +157,13 @@ std::string page(const std::string& title, const std::string& body) {
 }
 
 // Values a reader should see as good, bad or neither (colour is never the only signal).
-std::string value_class(const std::string& v) {
-  static const std::set<std::string> good = {"until-persisted", "dirty-retained", "recovers",
-                                             "continues", "safe", "pass"};
-  static const std::set<std::string> bad = {"silent", "first-caller", "lost-silent", "corrupts",
-                                            "hangs", "fail", "shutdown"};
-  if (good.count(v)) return "good";
-  if (bad.count(v)) return "bad";
-  if (v == "unknown" || v == "n/a") return "none";
-  return "mid";
-}
+std::string value_class(const std::string& v) { return std::string(taxonomy::to_string(taxonomy::tone_of(v))); }
 
 std::string symbol(const std::string& verdict) {
-  if (verdict == "pass") return "✓ pass";
-  if (verdict == "fail") return "✗ fail";
+  if (verdict == taxonomy::kPass) return "✓ pass";
+  if (verdict == taxonomy::kFail) return "✗ fail";
+  if (verdict == taxonomy::kUnknown) return "? unknown";
+  if (verdict == taxonomy::kNotMeasurable || verdict == taxonomy::kNotRun) return "○ " + verdict;
   return "– n/a";
 }
 
@@ -175,11 +205,21 @@ std::string platform_cell(const json& t) {
   return s;
 }
 
+// Why a step failed: its errno by name, or (app steps, a harness failure)
+// what failed instead; never an errno the call did not return.
+static std::string failure_text(const json& o, const std::string& unknown) {
+  if (o.contains("errno") && o["errno"].is_string()) return o["errno"].get<std::string>();
+  if (o.contains("harness")) return "harness failure";
+  if (o.contains("detail") && o["detail"].contains("app"))
+    return "program failed (exit " + std::to_string(o["detail"]["app"].value("exit_status", -1)) + ")";
+  return unknown;
+}
+
 std::string observed_cell(const json& o) {
   if (o.is_null()) return "<td class=\"none\">not run</td>";
   std::string s;
   if (o.value("hung", false)) s = "hung";
-  else if (o.value("ret", 0) < 0) s = "-1 " + o.value("errno", std::string("?"));
+  else if (o.value("ret", 0) < 0) s = "-1 " + html_escape(failure_text(o, "?"));
   else s = std::to_string(o.value("ret", 0));
   if (o.contains("data") && o["data"].is_object()) s += " <span class=\"tag\">tag " + html_escape(o["data"].value("tag", "")) + "</span>";
   return "<td>" + (o.value("hung", false) || o.value("ret", 0) < 0 ? std::string("<strong>") + s + "</strong>" : s) + "</td>";
@@ -188,7 +228,7 @@ std::string observed_cell(const json& o) {
 std::string outcome_key(const json& o) {
   if (o.is_null()) return "not run";
   if (o.value("op", "") == "open" && o.value("ret", 0) >= 0) return "opened";
-  std::string s = o.value("hung", false) ? "hung" : o.value("ret", 0) < 0 ? "-1 " + o.value("errno", std::string()) : std::to_string(o.value("ret", 0));
+  std::string s = o.value("hung", false) ? "hung" : o.value("ret", 0) < 0 ? "-1 " + failure_text(o, "") : std::to_string(o.value("ret", 0));
   if (o.contains("data") && o["data"].is_object()) s += o["data"].value("tag", "");
   return s;
 }

@@ -17,7 +17,13 @@ using json = nlohmann::json;
 
 extern const std::vector<std::string> kAxes;   // taxonomy axes, in column order
 extern const std::vector<std::string> kRules;  // R1..R7
-const std::string& axis_title(const std::string& axis);
+std::string axis_title(const std::string& axis);
+// The closest policy as shown ("linux-4.17", "tie: linux-4.13 = linux-4.17"),
+// and the one a case page sets the steps beside (the first of a tie).
+std::string closest_text(const json& target_summary);
+std::string closest_for_steps(const json& target_summary);
+// The fstests tests any target of the run has a verdict for, sorted.
+std::vector<std::string> fstests_tests(const json& summary);
 
 struct Run {
   fs::path dir;
@@ -45,7 +51,7 @@ std::string read_text(const fs::path& p);
 // HTML building blocks.
 std::string page(const std::string& title, const std::string& body);
 std::string value_class(const std::string& v);  // good | bad | mid | none
-std::string symbol(const std::string& verdict);  // "✓ pass", "✗ fail", "– n/a"
+std::string symbol(const std::string& verdict);  // "✓ pass", "✗ fail", "? unknown", "○ not run", "– n/a"
 std::string status_symbol(const std::string& status);
 std::string target_slug(const std::string& t);  // a target name usable as a file name
 std::string case_href(const std::string& target, const std::string& c);
@@ -57,6 +63,7 @@ std::string args_text(const json& args);
 
 // Pages and files, each from the loaded run.
 std::string index_page(const Run& r);
+std::string apps_section(const Run& r);  // "" when the run has no application rows
 std::string target_page(const Run& r, const std::string& t);
 std::string case_page(const Run& r, const std::string& t, const std::string& c);
 std::string junit(const Run& r);

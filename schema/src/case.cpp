@@ -47,9 +47,9 @@ std::set<std::string> step_capabilities(const Step& step) {
     const std::string range = step.arg("range");
     caps.insert("fault:" + step.arg("io"));
     if (step.arg("mode") != "error") caps.insert("fault:" + step.arg("mode"));
-    if (range == "metadata") caps.insert("fault:metadata");
-    if (range == "data") caps.insert("fault:data");
+    if (range != "device") caps.insert("fault:" + range);  // fault:data, fault:free...
   }
+  if (step.kind == StepKind::app) caps.insert("app:" + step.arg("program"));
   return caps;
 }
 
@@ -94,11 +94,45 @@ void from_json(const nlohmann::json& j, Step& s) {
   }
 }
 
+void to_json(nlohmann::json& j, const FstestsCondition& f) {
+  j = nlohmann::json{{"test", f.test}, {"passes_when", f.passes_when}, {"expect", nlohmann::json::array()}};
+  if (!f.not_checked.empty()) j["not_checked"] = f.not_checked;
+  if (!f.not_run_on.empty()) j["not_run_on"] = f.not_run_on;
+  for (const auto& e : f.expect) {
+    nlohmann::json x = {{"expect", e.expect}, {"line", e.line}, {"column", e.column}};
+    if (e.one_of) x["one_of"] = e.probes;
+    else x["probe"] = e.probes.empty() ? std::string() : e.probes[0];
+    j["expect"].push_back(std::move(x));
+  }
+}
+
+void from_json(const nlohmann::json& j, FstestsCondition& f) {
+  f.test = j.value("test", std::string());
+  f.passes_when = j.value("passes_when", std::string());
+  f.not_checked = j.value("not_checked", std::string());
+  f.not_run_on = j.value("not_run_on", std::vector<std::string>{});
+  f.expect.clear();
+  for (const auto& x : j.value("expect", nlohmann::json::array())) {
+    FstestsExpectation e;
+    e.expect = x.value("expect", std::string());
+    e.line = x.value("line", 0);
+    e.column = x.value("column", 0);
+    if (x.contains("one_of")) {
+      e.one_of = true;
+      e.probes = x["one_of"].get<std::vector<std::string>>();
+    } else {
+      e.probes = {x.value("probe", std::string())};
+    }
+    f.expect.push_back(std::move(e));
+  }
+}
+
 void to_json(nlohmann::json& j, const Case& c) {
   j = nlohmann::json{{"id", c.id},           {"title", c.title}, {"description", c.description},
                      {"file", c.file},       {"hash", c.hash},   {"rules", c.rules},
                      {"axes", c.axes},       {"requires", c.requires_},
                      {"references", c.references}, {"steps", c.steps}};
+  if (c.fstests) j["fstests"] = *c.fstests;
 }
 
 void from_json(const nlohmann::json& j, Case& c) {
@@ -112,6 +146,8 @@ void from_json(const nlohmann::json& j, Case& c) {
   c.requires_ = j.value("requires", std::vector<std::string>{});
   c.references = j.value("references", std::vector<std::string>{});
   c.steps = j.value("steps", std::vector<Step>{});
+  c.fstests.reset();
+  if (j.contains("fstests")) c.fstests = j["fstests"].get<FstestsCondition>();
 }
 
 }  // namespace syncprobe

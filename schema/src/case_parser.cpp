@@ -5,8 +5,6 @@
 #include "syncprobe/case_parser.h"
 
 #include <algorithm>
-#include <array>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -16,11 +14,12 @@
 
 #include <toml++/toml.h>
 
-#include "syncprobe/hash.h"
-
-#include "syncprobe/errno_names.h"
-#include "syncprobe/tag.h"
+#include "parse_support.h"
 #include "suggest.h"
+#include "syncprobe/errno_names.h"
+#include "syncprobe/hash.h"
+#include "syncprobe/tag.h"
+#include "syncprobe/taxonomy.h"
 
 namespace syncprobe {
 
@@ -34,13 +33,17 @@ std::string CaseError::format() const {
 
 namespace {
 
-const std::vector<std::string> kAxes = {"reporting", "page_fate", "recovery", "fs_reaction",
-                                        "cross_fd"};
-const std::vector<std::string> kCaseKeys = {"id",   "title",      "description", "rules",
-                                            "axes", "requires",   "references",  "step"};
+std::vector<std::string> axis_ids() {
+  std::vector<std::string> out;
+  for (const auto& a : taxonomy::axes()) out.emplace_back(a.id);
+  return out;
+}
+
+const std::vector<std::string> kCaseKeys = {"id",   "title",    "description", "rules",  "axes",
+                                            "requires", "references", "step", "fstests"};
 const std::set<std::string> kReadTags = {"zero", "mixed", "garbage", "empty"};
 
-bool is_rule(const std::string& r) { return r.size() == 2 && r[0] == 'R' && r[1] >= '1' && r[1] <= '7'; }
+bool is_rule(const std::string& r) { return taxonomy::find_rule(r) != nullptr; }
 
 // ---- the parser ---------------------------------------------------------------------
 
@@ -87,9 +90,10 @@ class Parser {
       if (!is_rule(v)) error(n, "unknown rule '" + v + "'", "rules are R1 to R7");
     });
     c.axes = string_list(root, "axes", [&](const toml::node& n, const std::string& v) {
-      if (std::find(kAxes.begin(), kAxes.end(), v) == kAxes.end())
+      const auto axes = axis_ids();
+      if (!taxonomy::find_axis(v))
         error(n, "unknown axis '" + v + "'",
-              did_you_mean(v, kAxes).empty() ? "axes are " + join(kAxes) : did_you_mean(v, kAxes));
+              did_you_mean(v, axes).empty() ? "axes are " + join(axes) : did_you_mean(v, axes));
     });
     c.requires_ = string_list(root, "requires", [&](const toml::node& n, const std::string& v) {
       if (!capabilities_ || capabilities_->count(v)) return;
@@ -120,6 +124,11 @@ class Parser {
             "write step = [ { op = \"open\", fd = \"a\" }, ... ] or [[step]] tables");
     }
     check_flow(c);
+    const parse::ErrorAt report = [this](const toml::source_region& at, std::string m, std::string h) {
+      error(at, std::move(m), std::move(h));
+    };
+    if (const toml::node* f = root.get("fstests")) c.fstests = parse::parse_fstests(*f, c, report);
+    if (!c.id.empty()) parse::check_fstests_id(root, c, report);
     if (errors_.size() != before) return std::nullopt;
     return c;
   }
@@ -396,6 +405,9 @@ class Parser {
         open.clear();
         continue;
       }
+      if (s.kind == StepKind::remount && !open.empty())
+        at(s, "descriptor '" + open.begin()->first + "' is still open at the remount",
+           "close it first: an unmount needs every file closed");
       if (!s.has("fd")) continue;
       const std::string fd = s.arg("fd");
       if (s.kind == StepKind::open) {

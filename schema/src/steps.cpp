@@ -11,10 +11,11 @@ using namespace std::string_view_literals;
 constexpr std::array kOpenFlags = {"create"sv, "truncate"sv, "direct"sv, "sync"sv,
                                    "dsync"sv,  "rdonly"sv,   "directory"sv, "nocreate"sv};
 constexpr std::array kSfrFlags = {"wait_before"sv, "write"sv, "wait_after"sv};
-constexpr std::array kRanges = {"data"sv, "metadata"sv, "device"sv};
+constexpr std::array kRanges = {"data"sv, "metadata"sv, "device"sv, "free"sv, "journal"sv};
 constexpr std::array kOps = {"write"sv, "read"sv, "flush"sv};
 constexpr std::array kModes = {"error"sv, "drop"sv, "hang"sv};
 constexpr std::array kWhenFull = {"error"sv, "queue"sv};
+constexpr std::array kShutdownFlush = {"sync"sv, "log"sv, "none"sv};
 constexpr std::array kRules = {"R1"sv, "R2"sv, "R3"sv, "R4"sv, "R5"sv, "R6"sv, "R7"sv};
 
 constexpr ArgSpec kFd{"fd", ArgType::name, true, "", "descriptor name, bound by open"};
@@ -57,7 +58,8 @@ constexpr std::array kUnlinkArgs = {
 constexpr std::array kFaultArgs = {
     ArgSpec{"range", ArgType::choice, false, "device",
             "where: 'data' (a file's data blocks), 'metadata' (all but the case's file data), "
-            "'device'",
+            "'free' (space the filesystem has not allocated: what an append gets), 'journal' "
+            "(the journal or log only), 'device'",
             kRanges},
     ArgSpec{"file", ArgType::path, false, "f", "file whose data blocks fail, for range=data"},
     ArgSpec{"io", ArgType::choice, false, "write", "device operation that fails", kOps},
@@ -87,6 +89,30 @@ constexpr std::array kReadBackArgs = {
     ArgSpec{"len", ArgType::size, false, "4K", "bytes to read"},
 };
 
+constexpr std::array kPrograms = {"sqlite"sv, "qemu"sv};
+constexpr std::array kAppActions = {"init"sv, "put"sv, "get"sv, "check"sv};
+constexpr std::array kAppArgs = {
+    ArgSpec{"program", ArgType::choice, true, "",
+            "program driven (docs/apps.md); the step needs capability app:<program>", kPrograms},
+    ArgSpec{"action", ArgType::choice, true, "",
+            "init: create the store; put: write key=value and wait for the program's "
+            "acknowledgement; get: read a key back; check: the program's own consistency check",
+            kAppActions},
+    ArgSpec{"file", ArgType::path, false, "app", "the program's file (database, image), "
+            "relative to the filesystem root"},
+    ArgSpec{"variant", ArgType::string, false, "",
+            "program settings: sqlite 'rollback' or 'wal'; qemu 'raw' or 'qcow2' with "
+            "',cache=writeback' or ',cache=none'"},
+    ArgSpec{"key", ArgType::string, false, "", "key for put/get (qemu: a 4 KiB block number)"},
+    ArgSpec{"value", ArgType::string, false, "", "value for put (qemu: a byte, 1..255)"},
+};
+constexpr std::array kShutdownArgs = {
+    ArgSpec{"flush", ArgType::choice, false, "log",
+            "what is written first: 'sync' (the whole filesystem, GOING_FLAGS_DEFAULT), 'log' (the "
+            "journal only, LOGFLUSH), 'none' (nothing, NOLOGFLUSH)",
+            kShutdownFlush},
+};
+
 constexpr std::array<ArgSpec, 0> kNoArgs{};
 
 constexpr std::array kSteps = {
@@ -104,7 +130,7 @@ constexpr std::array kSteps = {
              "write tagged data through a shared mapping, then msync(MS_SYNC)", kWriteArgs, true,
              "mmap"},
     StepSpec{StepKind::syncfs, "syncfs", "syncfs(2) the filesystem of a descriptor", kFdArgs, true,
-             ""},
+             "syncfs"},
     StepSpec{StepKind::sync, "sync", "sync(2)", kNoArgs, true, ""},
     StepSpec{StepKind::stat, "stat", "stat(2) a file (must not consume a writeback error)",
              kStatArgs, true, ""},
@@ -135,6 +161,18 @@ constexpr std::array kSteps = {
     StepSpec{StepKind::read_back, "read_back",
              "what stable storage holds for a file: closes every descriptor, remounts, reads",
              kReadBackArgs, false, "read-back"},
+    StepSpec{StepKind::app, "app",
+             "run one action of a real program (sqlite3, qemu-io) on the filesystem; "
+             "its output, exit status and the value read back are the evidence",
+             kAppArgs, false, ""},
+    StepSpec{StepKind::mmap_read, "mmap_read",
+             "read through a shared mapping and report which tag came back, which pages were "
+             "resident (mincore) and any signal (SIGBUS)",
+             kReadArgs, true, "mmap-read"},
+    StepSpec{StepKind::shutdown, "shutdown",
+             "shut the filesystem down with dirty data in the cache (XFS_IOC_GOINGDOWN, "
+             "EXT4_IOC_SHUTDOWN); every call fails until a remount",
+             kShutdownArgs, false, "shutdown"},
 };
 
 constexpr std::array kCommon = {

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include "syncprobe/case_parser.h"
 
 namespace syncprobe {
@@ -165,6 +167,92 @@ TEST(Parser, HashIsSha256OfTheFile) {
   pclose(pipe);
   EXPECT_EQ(parse_case_file(path).cases.at(0).hash, std::string(buf));
 }
+
+// ---- the fstests table -----------------------------------------------------------
+
+const char kFstestsSteps[] =
+    "step = [\n"
+    "  { op = \"open\", fd = \"a\" },\n"
+    "  { op = \"fsync\", fd = \"a\", probe = \"first\" },\n"
+    "  { op = \"fsync\", fd = \"a\", probe = \"again\" },\n"
+    "]\n";
+
+ParseOutcome parse_fstests(const std::string& id, const std::string& table) {
+  return parse_case_text("id = \"" + id + "\"\ntitle = \"x\"\ndescription = \"x\"\n" + table + kFstestsSteps,
+                         id + ".toml");
+}
+
+TEST(Parser, FstestsConditionIsParsedAndTravels) {
+  ParseOutcome p = parse_fstests("fstests-generic-484",
+                                 "fstests.test = \"generic/484\"\n"
+                                 "fstests.passes_when = \"one of two syncfs fails\"\n"
+                                 "fstests.expect = [\n"
+                                 "  { probe = \"first\", expect = \"error\" },\n"
+                                 "  { one_of = [\"first\", \"again\"], expect = \"EIO\" },\n"
+                                 "]\n");
+  for (const auto& e : p.errors) ADD_FAILURE() << e.format();
+  ASSERT_EQ(p.cases.size(), 1u);
+  ASSERT_TRUE(p.cases[0].fstests);
+  const FstestsCondition& f = *p.cases[0].fstests;
+  EXPECT_EQ(f.test, "generic/484");
+  ASSERT_EQ(f.expect.size(), 2u);
+  EXPECT_FALSE(f.expect[0].one_of);
+  EXPECT_EQ(f.expect[0].probes, std::vector<std::string>{"first"});
+  EXPECT_EQ(f.expect[0].line, 7);
+  EXPECT_TRUE(f.expect[1].one_of);
+  EXPECT_EQ(f.expect[1].probes, (std::vector<std::string>{"first", "again"}));
+  EXPECT_EQ(f.expect[1].expect, "EIO");
+  // Cases travel to guests and into run.json as JSON: the condition with them.
+  const Case back = nlohmann::json(p.cases[0]).get<Case>();
+  ASSERT_TRUE(back.fstests);
+  EXPECT_EQ(back.fstests->expect[1].probes, f.expect[1].probes);
+  EXPECT_EQ(back.fstests->passes_when, f.passes_when);
+}
+
+struct BadFstests {
+  const char* id;
+  const char* table;
+  int line, column;
+  const char* message;
+  const char* hint;
+};
+
+class BadFstestsTable : public ::testing::TestWithParam<BadFstests> {};
+
+TEST_P(BadFstestsTable, ReportedPrecisely) {
+  const BadFstests& b = GetParam();
+  ParseOutcome p = parse_fstests(b.id, b.table);
+  EXPECT_TRUE(p.cases.empty());
+  ASSERT_EQ(p.errors.size(), 1u) << ::testing::PrintToString(p.errors.size()) << " "
+                                  << (p.errors.empty() ? "" : p.errors[0].format() + " / " + p.errors.back().format());
+  const CaseError& e = p.errors[0];
+  EXPECT_EQ(e.line, b.line) << e.format();
+  EXPECT_EQ(e.column, b.column) << e.format();
+  EXPECT_NE(e.message.find(b.message), std::string::npos) << e.format();
+  EXPECT_NE(e.hint.find(b.hint), std::string::npos) << e.format();
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Mistakes, BadFstestsTable,
+    ::testing::Values(
+        BadFstests{"fstests-generic-441", "", 1, 6, "does not state fstests' pass condition", "fstests.test = \"generic/441\""},
+        BadFstests{"fstests-generic-441", "fstests.test = \"generic/442\"\nfstests.passes_when = \"x\"\nfstests.not_checked = \"y\"\n",
+                   4, 16, "differs from the case id's generic/441", "fstests.test = \"generic/441\""},
+        BadFstests{"t", "fstests.test = \"441\"\nfstests.passes_when = \"x\"\nfstests.not_checked = \"y\"\n", 4, 16,
+                   "is not an fstests test name", "generic/441"},
+        BadFstests{"t", "fstests.test = \"generic/441\"\nfstests.passes_when = \"x\"\n"
+                   "fstests.expect = [ { probe = \"frist\", expect = \"error\" } ]\n", 6, 30,
+                   "probe 'frist' names no step", "probe = \"frist\""},
+        BadFstests{"t", "fstests.test = \"generic/441\"\nfstests.passes_when = \"x\"\n"
+                   "fstests.expect = [ { probe = \"first\", expect = \"fails\" } ]\n", 6, 48,
+                   "expect cannot be 'fails'", "ok, error or an errno"},
+        BadFstests{"t", "fstests.test = \"generic/441\"\nfstests.passes_when = \"x\"\n"
+                   "fstests.expect = [ { one_of = [\"first\"], expect = \"EIO\" } ]\n", 6, 31,
+                   "'one_of' must list at least two probes", "one_of = ["},
+        BadFstests{"t", "fstests.test = \"generic/441\"\nfstests.passes_when = \"x\"\n", 4, 1,
+                   "checks nothing in this case", "not_checked"},
+        BadFstests{"t", "fstests.test = \"generic/441\"\nfstests.passes_when = \"x\"\nfstests.not_chekced = \"y\"\n",
+                   6, 9, "unknown key 'not_chekced'", "did you mean 'not_checked'?"}));
 
 TEST(Parser, MissingDirectoryIsAnError) {
   ParseOutcome p = load_cases("/nonexistent/cases");

@@ -9,11 +9,13 @@
 //
 // Paths are relative to the filesystem's root ("f", "dir/g"); implementations
 // resolve them. Descriptors are the implementation's own integers.
+#include <cerrno>
 #include <cstdint>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -40,6 +42,14 @@ struct SyncFileRangeFlags {
   bool wait_after = true;
 };
 
+// What a read through a shared mapping saw.
+struct MappedRead {
+  SysResult result;            // ret: bytes copied; failure(errno) when mmap(2) itself failed
+  std::string signal;          // "SIGBUS" when touching the mapping raised it; "" otherwise
+  std::vector<bool> resident;  // mincore(2) of each page of the range, before the read
+  uint64_t copied = 0;         // bytes read before the signal (all of them without one)
+};
+
 class Process {
  public:
   virtual ~Process() = default;
@@ -57,6 +67,12 @@ class Process {
   // munmap. The result is msync's; a failing mmap is reported as its own errno
   // with detail "mmap".
   virtual SysResult msync_write(int fd, std::span<const std::byte> data, uint64_t offset) = 0;
+  // mmap(MAP_SHARED) [offset, offset+out.size()), record mincore(2), copy the
+  // bytes out, munmap. A SIGBUS while copying is an outcome, not a failure of
+  // the call: `signal` names it and `result` carries no errno.
+  virtual MappedRead mmap_read(int /*fd*/, std::span<std::byte> /*out*/, uint64_t /*offset*/) {
+    return {SysResult::failure(ENOTSUP), "", {}};
+  }
   virtual SysResult syncfs(int fd) = 0;
   virtual SysResult sync() = 0;
   virtual SysResult stat(const std::string& path) = 0;  // ret: st_size
@@ -66,7 +82,10 @@ class Process {
 
 // Where a fault should land, before the storage resolves it to device bytes.
 struct FaultRequest {
-  enum class Where { device, data, metadata };
+  // data: a file's data blocks; metadata: everything but them; free: space
+  // the filesystem has not allocated yet (what an append will get); journal:
+  // the journal or log only; device: everything.
+  enum class Where { device, data, metadata, free, journal };
   Where where = Where::device;
   std::string file;   // for Where::data
   FaultRule rule;     // op, mode, errno and count; ranges are filled by the storage
@@ -78,6 +97,20 @@ struct ReadBack {
   SysResult result;            // ret: bytes read; ENOENT when the file is gone
   std::vector<std::byte> data;
 };
+
+// One action of a real program (an `app` step, docs/apps.md).
+struct AppCall {
+  std::string program;  // "sqlite", "qemu"
+  std::string action;   // "init", "put", "get", "check"
+  std::string file;     // the program's file, relative to the filesystem root
+  std::string variant;  // program settings ("wal", "qcow2,cache=none")
+  std::string key, value;
+};
+
+// How a shutdown ioctl (XFS_IOC_GOINGDOWN, EXT4_IOC_SHUTDOWN) takes the
+// filesystem down: after syncing it (GOING_FLAGS_DEFAULT), after flushing the
+// log only (LOGFLUSH), or at once (NOLOGFLUSH).
+enum class ShutdownFlush { sync, log, none };
 
 class Storage {
  public:
@@ -114,6 +147,20 @@ class Storage {
   // and descriptor with it; the filesystem is then mounted again (recovery).
   virtual SysResult power_cut() = 0;
   virtual ReadBack read_back(const std::string& path, uint64_t offset, uint64_t length) = 0;
+  // Shuts the filesystem down with dirty data in the cache: every later call
+  // on it fails until it is remounted. ENOTSUP where there is no such call.
+  virtual SysResult shutdown(ShutdownFlush /*flush*/, nlohmann::json& /*detail*/) {
+    return SysResult::failure(ENOTSUP);
+  }
+
+  // Runs one program action on this filesystem (targets declaring
+  // app:<program>). ok: the program acknowledged; failure with errno 0: it
+  // reported a failure; hang: it did not finish; harness: it could not be run.
+  // `evidence` receives its command, exit status, output and the value read.
+  virtual SysResult app(const AppCall& /*call*/, nlohmann::json& evidence) {
+    evidence["error"] = "this target runs no programs";
+    return SysResult::failure(ENOTSUP);
+  }
 
   // Operations the injector has failed, dropped or hung so far (cumulative).
   virtual uint64_t injected_hits() = 0;

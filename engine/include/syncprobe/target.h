@@ -40,6 +40,9 @@ class Target {
   virtual bool measured() const = 0;
   virtual Availability availability() const = 0;
   virtual std::set<std::string> capabilities() const = 0;
+  // Why the target lacks `capability` ("OpenBSD has no syncfs(2)"), for the
+  // reason a skipped case gives; "" when there is nothing more to say.
+  virtual std::string lack_reason(const std::string& /*capability*/) const { return ""; }
   virtual nlohmann::json environment() const = 0;
 
   // Runs one case from a fresh state. Failures of the case (a hang, a missing

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 #include "syncprobe/storage.h"
 
@@ -31,6 +32,7 @@ class PosixProcess final : public Process {
   SysResult sync_file_range(int fd, uint64_t offset, uint64_t length,
                             const SyncFileRangeFlags& flags) override;
   SysResult msync_write(int fd, std::span<const std::byte> data, uint64_t offset) override;
+  MappedRead mmap_read(int fd, std::span<std::byte> out, uint64_t offset) override;
   SysResult syncfs(int fd) override;
   SysResult sync() override;
   SysResult stat(const std::string& path) override;
@@ -47,7 +49,9 @@ class PosixProcess final : public Process {
 
  private:
   struct Request;
-  SysResult call(const Request& req, std::span<std::byte> out = {});
+  // `raw`, when given, receives the reply's whole data (for mmap_read).
+  SysResult call(const Request& req, std::span<std::byte> out = {},
+                 std::vector<std::byte>* raw = nullptr);
 
   pid_t pid_ = -1;
   int sock_ = -1;

@@ -46,6 +46,25 @@ struct Step {
   std::string note;                // free text shown in reports
 };
 
+// What fstests itself checks, for a case restated from an fstests test, in
+// this case's probes: the restatement runs the same scenario, and the report
+// shows fstests' verdict beside the rules' (a kernel can pass generic/441 and
+// fail R2). Parsed from the case's `fstests` table (docs/cases.md).
+struct FstestsExpectation {
+  std::vector<std::string> probes;  // the probe whose call is judged; with one_of, several
+  bool one_of = false;              // exactly one of `probes` meets `expect`, the others succeed
+  std::string expect;               // "ok", "error" or an errno name ("EIO")
+  int line = 0;                     // where the expectation is written
+  int column = 0;
+};
+struct FstestsCondition {
+  std::string test;                 // "generic/441"
+  std::string passes_when;          // fstests' pass condition, in words
+  std::string not_checked;          // what of it the restatement cannot observe; "" none
+  std::vector<std::string> not_run_on;  // filesystems the fstests test itself skips (_notrun)
+  std::vector<FstestsExpectation> expect;
+};
+
 struct Case {
   std::string id;                  // stable id, e.g. "seed-two-process"
   std::string title;
@@ -57,6 +76,7 @@ struct Case {
   std::vector<std::string> requires_;  // declared capabilities, besides those of the steps
   std::vector<std::string> references; // e.g. "fstests generic/441"
   std::vector<Step> steps;
+  std::optional<FstestsCondition> fstests;  // cases restated from fstests
 
   // Declared capabilities plus those implied by the steps.
   std::set<std::string> capabilities() const;
@@ -70,6 +90,8 @@ std::set<std::string> step_capabilities(const Step& step);
 void to_json(nlohmann::json& j, const Case& c);
 void from_json(const nlohmann::json& j, Case& c);
 void to_json(nlohmann::json& j, const Step& s);
+void to_json(nlohmann::json& j, const FstestsCondition& f);
+void from_json(const nlohmann::json& j, FstestsCondition& f);
 void from_json(const nlohmann::json& j, Step& s);
 
 }  // namespace syncprobe

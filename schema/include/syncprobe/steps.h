@@ -12,7 +12,7 @@ namespace syncprobe {
 enum class StepKind {
   open, close, pwrite, pread, fsync, fdatasync, sync_file_range, msync, syncfs, sync, stat,
   rename, unlink, drop_caches, writeback, fault, heal, thin_limit, grow, memory_limit, cache_limit,
-  remount, power_cut, read_back,
+  remount, power_cut, read_back, mmap_read, shutdown, app,
 };
 
 enum class ArgType {

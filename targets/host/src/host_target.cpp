@@ -36,6 +36,7 @@
 
 #include "syncprobe/catalog.h"
 #include "syncprobe/command.h"
+#include "syncprobe/app_driver.h"
 #include "syncprobe/dm_capabilities.h"
 #include "syncprobe/dm_storage.h"
 #include "syncprobe/errno_names.h"
@@ -43,6 +44,7 @@
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/paths.h"
 #include "syncprobe/posix_process.h"
+#include "fs_regions.h"
 
 namespace syncprobe {
 namespace {
@@ -277,6 +279,14 @@ class HostStorage final : public Storage {
     return *p;
   }
 
+  SysResult app(const AppCall& call, nlohmann::json& evidence) override {
+    if (!mounted_) {
+      evidence["error"] = "the filesystem is not mounted";
+      return SysResult::harness_failure("mount(8)");
+    }
+    return run_app(call, dir_ + "/mnt", timeout_, evidence);
+  }
+
   SysResult fault(const FaultRequest& req, nlohmann::json& detail) override {
     nlohmann::json cmd = {{"cmd", "fault"},
                           {"op", std::string(to_string(req.rule.op))},
@@ -285,7 +295,18 @@ class HostStorage final : public Storage {
                           {"invert", false},
                           {"ranges", nlohmann::json::array()}};
     if (req.rule.count) cmd["count"] = *req.rule.count;
-    if (req.where != FaultRequest::Where::device) {
+    if (req.where == FaultRequest::Where::free || req.where == FaultRequest::Where::journal) {
+      const bool free = req.where == FaultRequest::Where::free;
+      std::vector<ByteRange> ranges;
+      std::string why;
+      detail["ranges_from"] = free ? "FS_IOC_GETFSMAP" : hfs_.fs == "xfs" ? "xfs_db" : "debugfs";
+      if (!(free ? host::free_ranges(dir_ + "/mnt", kImageBytes, ranges, why)
+                 : host::journal_ranges(hfs_.fs, loop_, ranges, why))) {
+        detail["error"] = why;
+        return SysResult::harness_failure(free ? "free-space lookup" : "journal lookup");
+      }
+      for (const auto& e : ranges) cmd["ranges"].push_back({e.offset, e.length});
+    } else if (req.where != FaultRequest::Where::device) {
       std::vector<ByteRange> extents;
       std::string why;
       const bool found = file_extents(req.file, extents, why);
@@ -310,6 +331,17 @@ class HostStorage final : public Storage {
     if (req.rule.mode == FaultMode::error) detail["errno"] = cmd["errno"];
     if (req.rule.count) detail["count"] = *req.rule.count;
     return reply_result(dev_.command(cmd), detail);
+  }
+
+  SysResult shutdown(ShutdownFlush flush, nlohmann::json& detail) override {
+    if (hfs_.shutdown.empty()) return SysResult::failure(ENOTSUP);
+    detail["ioctl"] = hfs_.shutdown;
+    const std::string root = dir_ + "/mnt";
+    return with_timeout([root, flush]() -> int {
+      SysResult r = host::shutdown_ioctl(root, flush);
+      errno = r.err;
+      return r.ok() ? 0 : -1;
+    });
   }
 
   SysResult heal() override {
@@ -345,6 +377,9 @@ class HostStorage final : public Storage {
   }
 
   SysResult remount() override {
+    // The workers' working directory is the mount: they go (a case closes
+    // every descriptor before a remount; the parser checks).
+    kill_workers();
     if (!umount()) return SysResult::failure(EBUSY);
     return mount();
   }
@@ -549,10 +584,28 @@ class HostTarget final : public Target {
 
   std::set<std::string> capabilities() const override {
     if (use_dm()) return dm_capabilities();
-    return {"fault",       "fault:write",    "fault:read",      "fault:flush", "fault:drop",
-            "fault:hang",  "fault:data",     "fault:metadata",  "fault:device", "thin-pool",
-            "drop-caches", "writeback",      "remount",         "power-cut",   "read-back",
-            "second-process", "sync_file_range", "mmap",       "direct-io",   "metadata"};
+    std::set<std::string> caps = installed_app_capabilities();
+    caps.insert({
+        "fault",       "fault:write",    "fault:read",      "fault:flush", "fault:drop",
+        "fault:hang",  "fault:data",     "fault:metadata",  "fault:device", "thin-pool",
+        "drop-caches", "writeback",      "remount",         "power-cut",   "read-back",
+        "second-process", "sync_file_range", "mmap",       "mmap-read",   "direct-io",
+        "metadata",    "syncfs"});
+    if (!h_.shutdown.empty()) caps.insert("shutdown");
+    if (h_.fs == "ext4" || h_.fs == "xfs") caps.insert({"fault:free", "fault:journal"});
+    return caps;
+  }
+
+  std::string lack_reason(const std::string& capability) const override {
+    if (use_dm()) return "";
+    if (capability == "shutdown" && h_.shutdown.empty())
+      return h_.fs + " has no shutdown ioctl here (btrfs on 6.18 answers XFS_IOC_GOINGDOWN with "
+                     "ENOTTY: probes/shutdown.sh)";
+    if (capability == "fault:free" && h_.fs == "btrfs")
+      return "btrfs has no FS_IOC_GETFSMAP (ENOTTY): its free space cannot be located";
+    if (capability == "fault:journal" && h_.fs == "btrfs")
+      return "btrfs has no journal: its log tree is copy-on-write metadata";
+    return "";
   }
 
   nlohmann::json environment() const override {

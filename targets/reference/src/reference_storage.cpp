@@ -31,12 +31,24 @@ std::unique_ptr<Storage> make_reference_storage(const std::string& policy, std::
   return std::make_unique<ref::PageCache>(std::move(p));
 }
 
-std::set<std::string> reference_capabilities() {
-  return {"fault",         "fault:write",  "fault:read",      "fault:flush",   "fault:drop",
-          "fault:hang",    "fault:data",   "fault:metadata",  "fault:device",  "thin-pool",
-          "memory-limit", "cache-limit",  "drop-caches",  "writeback",       "remount",       "power-cut",
-          "read-back",     "second-process", "sync_file_range", "mmap",        "direct-io",
-          "metadata",      "raw-device"};
+std::set<std::string> reference_capabilities(const std::string& policy) {
+  std::set<std::string> caps = {
+      "fault",          "fault:write",     "fault:read",   "fault:flush",    "fault:drop",
+      "fault:hang",     "fault:data",      "fault:metadata", "fault:device", "fault:free",
+      "fault:journal",  "thin-pool",       "memory-limit", "cache-limit",    "drop-caches",
+      "writeback",      "remount",         "power-cut",    "read-back",      "second-process",
+      "sync_file_range", "syncfs",         "mmap",         "mmap-read",      "direct-io",
+      "metadata",       "raw-device",      "shutdown"};
+  if (auto p = ref::make_policy(policy))
+    for (const auto& lack : p->lacks()) caps.erase(lack.capability);
+  return caps;
+}
+
+std::string reference_lack_reason(const std::string& policy, const std::string& capability) {
+  if (auto p = ref::make_policy(policy))
+    for (const auto& lack : p->lacks())
+      if (lack.capability == capability) return lack.reason;
+  return "";
 }
 
 }  // namespace syncprobe

@@ -25,7 +25,10 @@ class ReferenceTarget final : public Target {
   std::string name() const override { return "reference:" + policy_; }
   bool measured() const override { return false; }
   Availability availability() const override { return {}; }
-  std::set<std::string> capabilities() const override { return reference_capabilities(); }
+  std::set<std::string> capabilities() const override { return reference_capabilities(policy_); }
+  std::string lack_reason(const std::string& capability) const override {
+    return reference_lack_reason(policy_, capability);
+  }
   nlohmann::json environment() const override {
     return {{"kind", "reference"},
             {"policy", policy_},

@@ -12,7 +12,7 @@ inline std::set<std::string> dm_capabilities() {
   return {"fault",       "fault:write",    "fault:read",      "fault:drop",   "fault:hang",
           "fault:data",  "fault:metadata", "fault:device",    "thin-pool",    "drop-caches",
           "writeback",   "remount",        "power-cut",       "read-back",    "second-process",
-          "sync_file_range", "mmap",       "direct-io",       "metadata"};
+          "sync_file_range", "mmap",       "direct-io",       "metadata",     "syncfs"};
 }
 
 }  // namespace syncprobe

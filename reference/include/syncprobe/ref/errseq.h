@@ -22,9 +22,14 @@ void errseq_set(errseq_t& eseq, int err);
 // error that nobody has seen yet is reported to the new descriptor.
 errseq_t errseq_sample(errseq_t eseq);
 
-// The cursor as Linux 4.13-4.16 sampled it: the current value, so a
-// descriptor opened after an error never hears of it.
+// The current value, unchanged: a descriptor opened after an error never
+// hears of it (the proposed policy's R4).
 errseq_t errseq_sample_current(errseq_t eseq);
+
+// errseq_sample as Linux 4.13-4.16 had it (lib/errseq.c before "errseq:
+// Always report a writeback error once", 4.17): the current value, and an
+// error in it is marked seen, so the next error moves the counter.
+errseq_t errseq_sample_v413(errseq_t& eseq);
 
 // The errno recorded since `since`, or 0. Does not mark anything seen.
 int errseq_check(errseq_t eseq, errseq_t since);

@@ -13,7 +13,10 @@
 //     fsync commits it when the inode changed, fdatasync only when the size
 //     did, a directory fsync whenever anything changed;
 //   - writeback through SimDevice, eviction by drop_caches, a memory limit on
-//     pages held in error (R7), remount and power cut.
+//     pages held in error (R7), remount and power cut;
+//   - the filesystem's state: it carries on, turns read-only, shuts down or
+//     is being force-unmounted, as the policy reacts to failures (or a
+//     shutdown step asks); a mount restores it.
 //
 // Device layout: metadata in blocks [0, 1024); inode N's data in
 // kDataRegionBlock + N * kBlocksPerFile onwards; the raw device ("@device")
@@ -72,6 +75,7 @@ class PageCache : public Storage {
   SysResult remount() override;
   SysResult power_cut() override;
   ReadBack read_back(const std::string& path, uint64_t offset, uint64_t length) override;
+  SysResult shutdown(ShutdownFlush flush, nlohmann::json& detail) override;
   uint64_t injected_hits() override;
 
   struct State;  // the model; defined in page_cache.cpp

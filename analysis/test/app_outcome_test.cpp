@@ -1,0 +1,174 @@
+// The outcome classifier on synthetic evidence: each test builds the app
+// steps a program would leave and checks the outcome named.
+#include "syncprobe/app_outcome.h"
+
+#include <gtest/gtest.h>
+
+namespace syncprobe {
+namespace {
+
+using json = nlohmann::json;
+
+class Script {
+ public:
+  Script& put(const std::string& key, const std::string& value, bool acked) {
+    return app("put", {{"key", key}, {"value", value}},
+               acked ? SysResult::success(0) : SysResult::failure(0), acked ? 0 : 1);
+  }
+  Script& get(const std::string& key, std::optional<std::string> read) {
+    json ev = {{"key", key}, {"found", read.has_value()}};
+    ev["read"] = read ? json(*read) : json();
+    return app("get", ev, SysResult::success(0), 0);
+  }
+  Script& get_fails(const std::string& key) {
+    return app("get", {{"key", key}}, SysResult::failure(0), 1);
+  }
+  Script& check(bool consistent) {
+    return app("check", {{"consistent", consistent}}, SysResult::success(0), 0);
+  }
+  Script& crash_put(const std::string& key, const std::string& value) {
+    return app("put", {{"key", key}, {"value", value}}, SysResult::failure(0), -1);
+  }
+  Script& fault() {
+    StepObservation o;
+    o.index = r_.steps.size();
+    o.op = "fault";
+    o.detail = {{"layer", "fuse-blockdev"}};
+    r_.steps.push_back(o);
+    return *this;
+  }
+  Script& heal() {
+    StepObservation o;
+    o.index = r_.steps.size();
+    o.op = "heal";
+    r_.steps.push_back(o);
+    return *this;
+  }
+  json outcome() const { return app_outcome(r_); }
+  std::vector<std::string> outcomes() const { return outcome()["outcomes"].get<std::vector<std::string>>(); }
+  std::vector<std::string> detected() const { return outcome()["detected"].get<std::vector<std::string>>(); }
+
+ private:
+  Script& app(const std::string& action, json ev, SysResult res, int exit_status) {
+    StepObservation o;
+    o.index = r_.steps.size();
+    o.op = "app";
+    ev["program"] = "sqlite";
+    ev["action"] = action;
+    ev["exit_status"] = exit_status;
+    o.detail = {{"app", ev}};
+    o.result = res;
+    r_.steps.push_back(o);
+    return *this;
+  }
+  CaseResult r_;
+};
+
+using V = std::vector<std::string>;
+
+TEST(AppOutcome, NoAppStepsIsEmpty) {
+  CaseResult r;
+  StepObservation o;
+  o.op = "fsync";
+  r.steps.push_back(o);
+  EXPECT_TRUE(app_outcome(r).empty());
+}
+
+TEST(AppOutcome, AcknowledgedValueReadBackIsPresent) {
+  Script s;
+  s.put("k", "v1", true).fault().put("k", "v2", true).get("k", "v2");
+  EXPECT_EQ(s.outcomes(), V{"acked-present"});
+  EXPECT_EQ(s.detected(), V{});
+}
+
+TEST(AppOutcome, ReportedFailureWithOldValueKeptIsCorrect) {
+  Script s;
+  s.put("k", "v1", true).fault().put("k", "v2", false).get("k", "v1");
+  EXPECT_EQ(s.outcomes(), V{"failed-absent"});
+  EXPECT_EQ(s.detected(), V{"error to the client"});
+}
+
+TEST(AppOutcome, FailedValueReadLaterIsFalseFailure) {
+  Script s;
+  s.put("k", "v1", true).fault().put("k", "v2", false).get("k", "v2");
+  EXPECT_EQ(s.outcomes(), V{"FF"});
+}
+
+TEST(AppOutcome, FalseFailureThenRevertedIsBoth) {
+  Script s;
+  s.put("k", "v1", true).fault().put("k", "v2", false).get("k", "v2").get("k", "v1");
+  EXPECT_EQ(s.outcomes(), (V{"FF", "failed-absent"}));
+  EXPECT_EQ(s.outcome()["reads"][1]["outcome"], "failed-absent");
+}
+
+TEST(AppOutcome, OlderValueAfterAcknowledgementIsOV) {
+  Script s;
+  s.put("k", "v1", true).fault().put("k", "v2", true).get("k", "v1");
+  EXPECT_EQ(s.outcomes(), V{"OV"});
+}
+
+TEST(AppOutcome, MissingKeyAfterAcknowledgementIsKNF) {
+  Script s;
+  s.put("k", "v1", true).fault().get("k", std::nullopt);
+  EXPECT_EQ(s.outcomes(), V{"KNF"});
+}
+
+TEST(AppOutcome, UnknownValueIsCorruption) {
+  Script s;
+  s.put("k", "v1", true).fault().get("k", "mixed");
+  EXPECT_EQ(s.outcomes(), V{"VC"});
+}
+
+TEST(AppOutcome, NeverAcknowledgedKeyAbsentIsCorrect) {
+  Script s;
+  s.fault().put("k", "v1", false).get("k", std::nullopt);
+  EXPECT_EQ(s.outcomes(), V{"failed-absent"});
+}
+
+TEST(AppOutcome, ReadFailureAfterHealIsRefusalToStart) {
+  Script s;
+  s.put("k", "v1", true).fault().put("k", "v2", false).heal().get_fails("k").check(false);
+  EXPECT_EQ(s.outcomes(), V{"refuses-start"});
+  EXPECT_EQ(s.detected(), (V{"error to the client", "refusal to continue"}));
+}
+
+TEST(AppOutcome, ReadFailureWhileFaultyIsDetectionNotAnOutcome) {
+  Script s;
+  s.put("k", "v1", true).fault().put("k", "v2", false).get_fails("k").heal().get("k", "v1");
+  EXPECT_EQ(s.outcomes(), V{"failed-absent"});
+  EXPECT_EQ(s.outcome()["reads"][0]["outcome"], "refused-while-faulty");
+  EXPECT_EQ(s.detected(), (V{"error to the client", "refusal to continue"}));
+}
+
+TEST(AppOutcome, ReadFailureBeforeAnyFaultIsNotAnOutcomeOfTheFault) {
+  Script s;
+  s.put("k", "v1", true).check(false);
+  EXPECT_EQ(s.outcomes(), V{});
+}
+
+TEST(AppOutcome, KilledProgramIsACrash) {
+  Script s;
+  s.put("k", "v1", true).fault().crash_put("k", "v2").get("k", "v1");
+  EXPECT_EQ(s.detected(), V{"crash"});
+  EXPECT_EQ(s.outcomes(), V{"failed-absent"});
+}
+
+TEST(AppOutcome, RowsForAppCasesAndSkipsForMissingPrograms) {
+  Script s;
+  s.put("k", "v1", true).get("k", "v1");
+  std::map<std::string, std::map<std::string, CaseResult>> results;
+  CaseResult skipped;
+  skipped.status = CaseStatus::skipped;
+  skipped.reason = "target lacks capability: app:qemu";
+  results["host:ext4"]["app-q"] = skipped;
+  CaseResult kernel;
+  kernel.steps.push_back(StepObservation{});
+  results["host:ext4"]["seed"] = kernel;
+  const json rows = classify_apps(results);
+  ASSERT_EQ(rows.size(), 1u);
+  EXPECT_EQ(rows[0]["case"], "app-q");
+  EXPECT_EQ(rows[0]["status"], "skipped");
+}
+
+}  // namespace
+}  // namespace syncprobe

@@ -1,0 +1,78 @@
+#include "syncprobe/app_driver.h"
+
+#include "syncprobe/command.h"
+
+namespace syncprobe {
+
+std::vector<const AppDriver*> app_drivers() { return {&sqlite_driver(), &qemu_driver()}; }
+
+const AppDriver* find_app_driver(std::string_view name) {
+  for (const auto* d : app_drivers())
+    if (d->name() == name) return d;
+  return nullptr;
+}
+
+std::set<std::string> installed_app_capabilities() {
+  std::set<std::string> caps;
+  for (const auto* d : app_drivers()) {
+    bool all = true;
+    for (const auto& p : d->programs()) all = all && !find_program(p).empty();
+    if (all) caps.insert("app:" + std::string(d->name()));
+  }
+  return caps;
+}
+
+bool plain_word(const std::string& s) {
+  if (s.empty() || s.size() > 64) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.'))
+      return false;
+  return true;
+}
+
+SysResult run_recorded(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                       nlohmann::json& evidence, std::string* full_output) {
+  evidence["command"] = argv;
+  if (find_program(argv.front()).empty()) {
+    evidence["error"] = argv.front() + " is not installed (scripts/setup)";
+    return SysResult::harness_failure("app driver");
+  }
+  CommandResult r = run_program(argv, timeout);
+  if (full_output) *full_output = r.output;
+  std::string out = r.output;
+  if (out.size() > 4000) out = out.substr(0, 2000) + "\n[...]\n" + out.substr(out.size() - 2000);
+  evidence["output"] = out;
+  evidence["exit_status"] = r.exit_code;
+  if (r.timed_out) {
+    evidence["timed_out"] = true;
+    return SysResult::hang();
+  }
+  return r.ok() ? SysResult::success(0) : SysResult::failure(0);
+}
+
+SysResult run_app(const AppCall& call, const std::string& root,
+                  std::chrono::milliseconds timeout, nlohmann::json& evidence) {
+  evidence["program"] = call.program;
+  evidence["action"] = call.action;
+  evidence["variant"] = call.variant;
+  if (!call.key.empty()) evidence["key"] = call.key;
+  if (call.action == "put") evidence["value"] = call.value;
+  const AppDriver* d = find_app_driver(call.program);
+  if (!d) {
+    evidence["error"] = "no driver for program '" + call.program + "'";
+    return SysResult::harness_failure("app driver");
+  }
+  if ((call.action == "put" || call.action == "get") && !plain_word(call.key)) {
+    evidence["error"] = "key '" + call.key + "' must be letters, digits, '_', '-', '.'";
+    return SysResult::harness_failure("app driver");
+  }
+  if (call.action == "put" && !plain_word(call.value)) {
+    evidence["error"] = "value '" + call.value + "' must be letters, digits, '_', '-', '.'";
+    return SysResult::harness_failure("app driver");
+  }
+  SysResult r = d->act(call, root + "/" + call.file, timeout, evidence);
+  if (call.action == "put") evidence["acknowledged"] = r.ok();
+  return r;
+}
+
+}  // namespace syncprobe

@@ -1,0 +1,55 @@
+// The application table of the index page (docs/apps.md): program ×
+// scenario × target → what the program detected and the outcome of every
+// read after the fault, each linked to the case's steps (the evidence).
+#include "site.h"
+#include "syncprobe/report.h"
+
+namespace syncprobe::site {
+
+std::string apps_section(const Run& r) {
+  const json& rows = r.summary.contains("applications") ? r.summary["applications"] : json();
+  if (!rows.is_array() || rows.empty()) return "";
+  std::string b =
+      "<h2 id=\"apps\">Applications: what real programs did with the fault</h2><div class=\"wrap\">"
+      "<table><caption>Program × scenario × target. Detected: how the program showed the failure. "
+      "Reads: the value each later read returned and its outcome (acked-present, failed-absent, "
+      "OV old value, FF false failure, KNF key not found, VC corrupted value, refuses-start). "
+      "Fault layer: where the failure came from (a device fault is never mixed with a libfiu one). "
+      "Each row links to the steps, with the program's command, exit status and output."
+      "</caption><thead><tr><th scope=\"col\">Program</th><th scope=\"col\">Scenario</th>"
+      "<th scope=\"col\">Target</th><th scope=\"col\">Fault layer</th><th scope=\"col\">Detected</th>"
+      "<th scope=\"col\">Reads</th><th scope=\"col\">Outcomes</th></tr></thead><tbody>";
+  for (const auto& row : rows) {
+    const std::string target = row.value("target", ""), c = row.value("case", "");
+    b += "<tr><td>" + html_escape(row.value("program", "")) + " " +
+         html_escape(row.value("variant", "")) + "</td><td><a href=\"" +
+         html_escape(case_href(target, c)) + "\">" + html_escape(c) + "</a></td><td>" +
+         html_escape(target) + "</td>";
+    if (row.value("status", "") != "completed") {
+      b += "<td colspan=\"4\">" + html_escape(row.value("status", "") + ": " + row.value("reason", "")) +
+           "</td></tr>";
+      continue;
+    }
+    b += "<td>" + html_escape(row.value("fault_layer", "none")) + "</td><td>";
+    std::string detected;
+    for (const auto& d : row.value("detected", json::array()))
+      detected += (detected.empty() ? "" : ", ") + d.get<std::string>();
+    b += html_escape(detected.empty() ? "not reported" : detected) + "</td><td>";
+    for (const auto& rd : row.value("reads", json::array())) {
+      const json v = rd.value("read", json());
+      b += "step " + std::to_string(rd.value("step", 0)) + ": " +
+           html_escape(v.is_string() ? v.get<std::string>() : std::string("—")) + " → " +
+           html_escape(rd.value("outcome", "")) + "<br>";
+    }
+    b += "</td><td>";
+    for (const auto& o : row.value("outcomes", json::array())) {
+      const std::string s = o.get<std::string>();
+      const bool bad = s == "OV" || s == "FF" || s == "KNF" || s == "VC" || s == "refuses-start";
+      b += "<span class=\"" + std::string(bad ? "bad" : "good") + "\">" + html_escape(s) + "</span> ";
+    }
+    b += "</td></tr>";
+  }
+  return b + "</tbody></table></div>";
+}
+
+}  // namespace syncprobe::site

@@ -137,7 +137,15 @@ std::string across_kernels_body(const RunView& v) {
     };
     for (const auto& a : kAxes)
       b += target_row(a, a, [&](const json& tj) { return tj["profile"].value(a, "unknown"); });
-    b += target_row("closest policy", "closest", [](const json& tj) { return tj.value("closest_policy", ""); });
+    // closest_policy is null when policies tie; closest_policies names them.
+    b += target_row("closest policy", "closest", [](const json& tj) {
+      if (tj.contains("closest_policy") && tj["closest_policy"].is_string())
+        return tj["closest_policy"].get<std::string>();
+      std::string tie;
+      for (const auto& p : tj.value("closest_policies", json::array()))
+        if (p.is_string()) tie += (tie.empty() ? "" : " = ") + p.get<std::string>();
+      return tie.empty() ? std::string("none") : "tie: " + tie;
+    });
     b += "<tr><th scope=\"rowgroup\" colspan=\"" + std::to_string(k.targets.size() + 1) + "\">Rules</th></tr>";
     for (const auto& r : kRules)
       b += target_row(r, r, [&](const json& tj) { return tj["rules"].value(r, "n/a"); });

@@ -40,8 +40,8 @@ int main(int argc, char** argv) {
   bool no_progress = false;
   auto* run = app.add_subcommand("run", "Run cases on targets; write results and print the profile table");
   run->add_option("--target,-t", ro.targets,
-                  "target or pattern: reference:<policy>, reference:*, host:<fs>[:<opts>], host:*, "
-                  "vm:<kernel>:<fs>, vm:* (repeatable; default: reference:* and host:*)");
+                  "target or pattern: reference:<policy>, reference:*, refmount:<policy>, refmount:*, "
+                  "host:<fs>[:<opts>], host:*, vm:<kernel>:<fs>, vm:* (repeatable; default: reference:* and host:*)");
   run->add_option("--case,-c", ro.cases, "case id or glob (repeatable; default: all)");
   run->add_option("--cases", ro.cases_dir, "case directory (default: $SYNCPROBE_CASES, else share/syncprobe/cases beside the binary)");
   run->add_option("--out,-o", ro.out_dir, "results directory (default: results/<run-id>)");

@@ -11,6 +11,7 @@
 
 #include "refmount_storage.h"
 #include "syncprobe/app_driver.h"
+#include "syncprobe/clock.h"
 #include "syncprobe/interpreter.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/ref/policy.h"
@@ -71,7 +72,7 @@ class RefmountTarget final : public Target {
     r.case_hash = c.hash;
     r.target = name();
     r.environment = environment();
-    r.started_at = now_iso8601();
+    r.started_at = utc_now();
     const auto t0 = std::chrono::steady_clock::now();
     NullLedger none;
     Ledger& ledger = ctx.ledger ? *ctx.ledger : none;

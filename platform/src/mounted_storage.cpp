@@ -136,6 +136,7 @@ SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail)
       std::string cow_why;
       if (btrfs_fault_ranges(parts_.fs->mountpoint(), req.where == FaultRequest::Where::data, cow, cow_why)) {
         rule.ranges = cow.ranges;
+        detail.erase("extents_from");  // FIEMAP's logical addresses were not used
         detail["ranges_from"] = cow.from;
         if (!cow.note.empty()) detail["note"] = cow.note;
       } else {

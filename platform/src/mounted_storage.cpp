@@ -1,11 +1,15 @@
 #include "syncprobe/mounted_storage.h"
 
+#include <atomic>
 #include <cerrno>
+#include <memory>
+#include <thread>
 
 #include "syncprobe/btrfs_chunks.h"
 #include "syncprobe/command.h"
 #include "syncprobe/errno_names.h"
 #include "syncprobe/forwarding_process.h"
+#include "syncprobe/fs_regions.h"
 #include "syncprobe/linux_fs.h"
 
 namespace syncprobe {
@@ -113,12 +117,28 @@ Process& MountedStorage::process(const std::string& name) {
   return *w->front;
 }
 
+bool MountedStorage::region_ranges(const FaultRequest& req, std::vector<ByteRange>& out,
+                                   nlohmann::json& detail) {
+  const bool free = req.where == FaultRequest::Where::free;
+  const std::string fs = parts_.fs->spec().fs;
+  std::string why;
+  detail["ranges_from"] = free ? "FS_IOC_GETFSMAP" : fs == "xfs" ? "xfs_db" : "debugfs";
+  const bool ok = free ? fs_regions::free_ranges(parts_.fs->mountpoint(), parts_.device_bytes, out, why)
+                       : fs_regions::journal_ranges(fs, parts_.fs->device(), out, why);
+  if (!ok) detail["error"] = why;
+  return ok;
+}
+
 SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail) {
   FaultRule rule = req.rule;
   rule.ranges.clear();
   rule.invert = false;
   if (rule.err == 0) rule.err = EIO;
-  if (req.where != FaultRequest::Where::device) {
+  if (req.where == FaultRequest::Where::free || req.where == FaultRequest::Where::journal) {
+    if (!region_ranges(req, rule.ranges, detail))
+      return SysResult::harness_failure(req.where == FaultRequest::Where::free ? "free-space lookup"
+                                                                                : "journal lookup");
+  } else if (req.where != FaultRequest::Where::device) {
     std::vector<ByteRange> extents;
     std::string why;
     const bool found = parts_.fs->data_ranges(req.file, extents, why);
@@ -164,6 +184,32 @@ SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail)
 }
 
 SysResult MountedStorage::heal() { return parts_.device_injector->heal(); }
+
+SysResult MountedStorage::shutdown(ShutdownFlush flush, nlohmann::json& detail) {
+  const std::string ioctl_name = parts_.fs->spec().shutdown;
+  if (ioctl_name.empty()) return SysResult::failure(ENOTSUP);
+  detail["ioctl"] = ioctl_name;
+  // Blocks while the filesystem syncs (flush = sync): bounded by the step timeout.
+  const std::string root = parts_.fs->mountpoint();
+  auto state = std::make_shared<std::pair<std::atomic<bool>, SysResult>>();
+  std::thread t([state, root, flush] {
+    state->second = fs_regions::shutdown_ioctl(root, flush);
+    state->first = true;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  while (!state->first && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  if (state->first) {
+    t.join();
+    return state->second;
+  }
+  t.detach();  // stuck in the kernel; it returns when the device is released
+  return SysResult::hang();
+}
+
+SysResult MountedStorage::app(const AppCall& call, nlohmann::json& evidence) {
+  if (!parts_.app) return Storage::app(call, evidence);
+  return parts_.app(call, parts_.fs->mountpoint(), timeout_, evidence);
+}
 
 SysResult MountedStorage::thin_limit(uint64_t headroom, FaultMode when_full, nlohmann::json& detail) {
   return parts_.device_injector->thin_limit(headroom, when_full, detail);

@@ -6,6 +6,7 @@
 // real kernel (host, and the guest runner inside a VM) uses this one class;
 // only how the device is built differs.
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <vector>
@@ -18,11 +19,17 @@
 
 namespace syncprobe {
 
+// Runs one action of a real program with its files under `root` (app steps).
+using AppRunner = std::function<SysResult(const AppCall& call, const std::string& root,
+                                          std::chrono::milliseconds timeout, nlohmann::json& evidence)>;
+
 struct StorageParts {
   std::unique_ptr<Injector> device_injector;           // under the filesystem
   std::unique_ptr<LoopDevice> loop;                    // when the device is a loop device
   std::unique_ptr<Filesystem> fs;                      // made and mounted by the builder
   std::vector<std::unique_ptr<Injector>> process_injectors;  // in front of each process
+  uint64_t device_bytes = 0;                           // the device's size (free-space faults)
+  AppRunner app;                                       // empty: this storage runs no programs
 };
 
 class MountedStorage : public Storage {
@@ -42,6 +49,8 @@ class MountedStorage : public Storage {
   std::string layer() const override;
   nlohmann::json environment() const override;
   Process& process(const std::string& name) override;
+  // data and metadata faults come from FIEMAP, free space from
+  // FS_IOC_GETFSMAP, the journal from debugfs/xfs_db (fs_regions.h).
   SysResult fault(const FaultRequest& request, nlohmann::json& detail) override;
   SysResult heal() override;
   SysResult thin_limit(uint64_t headroom, FaultMode when_full, nlohmann::json& detail) override;
@@ -53,6 +62,9 @@ class MountedStorage : public Storage {
   SysResult remount() override;
   SysResult power_cut() override;
   ReadBack read_back(const std::string& path, uint64_t offset, uint64_t length) override;
+  // The filesystem's shutdown ioctl (data/filesystems.toml), bounded by the step timeout.
+  SysResult shutdown(ShutdownFlush flush, nlohmann::json& detail) override;
+  SysResult app(const AppCall& call, nlohmann::json& evidence) override;
   uint64_t injected_hits() override;
   std::optional<std::string> broken() override;
 
@@ -61,6 +73,8 @@ class MountedStorage : public Storage {
 
  private:
   struct Worker;
+  // Resolves a free-space or journal request to device ranges.
+  bool region_ranges(const FaultRequest& request, std::vector<ByteRange>& out, nlohmann::json& detail);
   // Kills every worker; one stuck in the kernel is released by healing the
   // device, then by failing everything. False when one had to be forced.
   bool kill_workers();

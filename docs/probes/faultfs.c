@@ -1,8 +1,9 @@
 /*
  * faultfs.c: the smallest faulty disk for docs/probes/gone-bad.sh, sharing
  * no code with syncprobe's own FUSE device. It serves one file, /disk,
- * backed by an image; while the control file holds "OFFSET LENGTH", writes
- * that touch that byte range fail with EIO. Reads and flushes never fail.
+ * backed by an image; while the control file holds "OFFSET LENGTH" lines,
+ * writes that touch one of those byte ranges fail with EIO (each is logged
+ * on stderr). Reads and flushes never fail.
  *
  * usage: faultfs IMAGE CONTROL MOUNTPOINT   (runs in the foreground)
  */
@@ -18,13 +19,17 @@
 static int image = -1;
 static const char *control;
 
+/* True when [off, off+len) touches a range the control file names: one
+ * "OFFSET LENGTH" per line. */
 static int failing(off_t off, size_t len) {
   FILE *f = fopen(control, "r");
   if (!f) return 0;
   unsigned long long lo = 0, n = 0;
-  int ok = fscanf(f, "%llu %llu", &lo, &n) == 2;
+  int hit = 0;
+  while (!hit && fscanf(f, "%llu %llu", &lo, &n) == 2)
+    hit = (unsigned long long)off < lo + n && (unsigned long long)off + len > lo;
   fclose(f);
-  return ok && (unsigned long long)off < lo + n && (unsigned long long)off + len > lo;
+  return hit;
 }
 
 static int fs_getattr(const char *path, struct stat *st, struct fuse_file_info *fi) {
@@ -68,7 +73,11 @@ static int fs_read(const char *path, char *buf, size_t n, off_t off, struct fuse
 
 static int fs_write(const char *path, const char *buf, size_t n, off_t off, struct fuse_file_info *fi) {
   (void)path, (void)fi;
-  if (failing(off, n)) return -EIO;
+  if (failing(off, n)) {
+    /* every failed write, so a probe can check the fault hit only what it names */
+    fprintf(stderr, "faultfs: EIO write %lld+%zu\n", (long long)off, n);
+    return -EIO;
+  }
   ssize_t r = pwrite(image, buf, n, off);
   return r < 0 ? -errno : (int)r;
 }

@@ -5,6 +5,7 @@
 #include <memory>
 #include <thread>
 
+#include "syncprobe/btrfs_chunks.h"
 #include "syncprobe/command.h"
 #include "syncprobe/errno_names.h"
 #include "syncprobe/forwarding_process.h"
@@ -146,11 +147,21 @@ SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail)
       detail["error"] = why;
       return SysResult::failure(ENOENT);
     }
-    if (parts_.fs->spec().copy_on_write && req.where == FaultRequest::Where::data) {
+    if (parts_.fs->spec().copy_on_write) {
       // FIEMAP gives btrfs logical addresses, and copy-on-write puts new
-      // data elsewhere: a data fault there would miss. Fail the device.
-      detail["widened"] = parts_.fs->spec().fs +
-                          ": copy-on-write data has no fixed device range; whole device";
+      // data anywhere in the data block groups: fail all of them (or all of
+      // metadata), found through the chunk tree; the whole device only when
+      // that cannot be read.
+      BtrfsFaultRanges cow;
+      std::string cow_why;
+      if (btrfs_fault_ranges(parts_.fs->mountpoint(), req.where == FaultRequest::Where::data, cow, cow_why)) {
+        rule.ranges = cow.ranges;
+        detail.erase("extents_from");  // FIEMAP's logical addresses were not used
+        detail["ranges_from"] = cow.from;
+        if (!cow.note.empty()) detail["note"] = cow.note;
+      } else {
+        detail["widened"] = parts_.fs->spec().fs + ": " + cow_why + "; whole device";
+      }
     } else {
       rule.ranges = extents;
       rule.invert = req.where == FaultRequest::Where::metadata;

@@ -72,6 +72,8 @@ bool MountedStorage::kill_workers() {
 bool MountedStorage::teardown() {
   if (torn_down_) return note_.empty();
   torn_down_ = true;
+  const std::string programs = stop_programs(false);
+  if (!programs.empty()) note_ += (note_.empty() ? "" : "; ") + programs;
   kill_workers();
   if (parts_.fs && parts_.fs->mounted()) {
     SysResult u = parts_.fs->unmount();
@@ -113,6 +115,10 @@ Process& MountedStorage::process(const std::string& name) {
 }
 
 SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail) {
+  if (req.where == FaultRequest::Where::libfiu) {
+    detail["error"] = "this storage runs no programs under libfiu";
+    return SysResult::failure(ENOTSUP);
+  }
   FaultRule rule = req.rule;
   rule.ranges.clear();
   rule.invert = false;
@@ -175,6 +181,8 @@ SysResult MountedStorage::power_cut() {
   // mounted again on the restored device: recovery.
   SysResult cut = parts_.device_injector->power_cut();
   if (!cut.ok()) return cut;
+  const std::string programs = stop_programs(true);  // they die with the power
+  if (!programs.empty()) note_ += (note_.empty() ? "" : "; ") + programs;
   kill_workers();
   SysResult u = parts_.fs->unmount();
   if (u.hung) return u;

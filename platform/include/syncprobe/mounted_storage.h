@@ -59,6 +59,13 @@ class MountedStorage : public Storage {
   Filesystem& filesystem() { return *parts_.fs; }
   Injector& device_injector() { return *parts_.device_injector; }
 
+ protected:
+  // Programs run on the filesystem besides the case's workers (app servers):
+  // stopped first by teardown(), killed at once (`kill`) by a power cut.
+  // Returns what had to be forced, "" when they went cleanly. A derived class
+  // must also stop them in its own destructor (this one cannot reach it).
+  virtual std::string stop_programs(bool /*kill*/) { return ""; }
+
  private:
   struct Worker;
   // Kills every worker; one stuck in the kernel is released by healing the

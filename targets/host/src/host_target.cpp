@@ -32,6 +32,7 @@
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/mounted_storage.h"
 #include "syncprobe/app_driver.h"
+#include "syncprobe/libfiu_injector.h"
 #include "fs_regions.h"
 
 namespace syncprobe {
@@ -141,20 +142,35 @@ void must(const std::vector<std::string>& argv, std::chrono::milliseconds t) {
   if (!r.ok()) throw std::runtime_error("harness: " + r.describe(argv));
 }
 
-// MountedStorage with what only the host offers: real programs (app steps),
-// faults on the free space or the journal, and the shutdown ioctls.
+// MountedStorage with what only the host offers: real programs (app steps,
+// optionally under libfiu), faults on the free space or the journal, and the
+// shutdown ioctls.
 class HostStorage final : public MountedStorage {
  public:
+  // `libfiu`: the process-level injector among `parts`, or nullptr.
   HostStorage(StorageParts parts, nlohmann::json env, std::chrono::milliseconds timeout,
-              uint64_t device_bytes)
+              uint64_t device_bytes, Ledger& ledger, LibfiuInjector* libfiu)
       : MountedStorage(std::move(parts), std::move(env), timeout), timeout_(timeout),
-        device_bytes_(device_bytes) {}
+        device_bytes_(device_bytes), libfiu_(libfiu),
+        apps_(filesystem().mountpoint(), timeout, ledger, libfiu) {}
+  ~HostStorage() override { apps_.stop(false); }  // before the base unmounts
 
   SysResult app(const AppCall& call, nlohmann::json& evidence) override {
-    return run_app(call, filesystem().mountpoint(), timeout_, evidence);
+    return apps_.run(call, evidence);
+  }
+
+  SysResult heal() override {
+    SysResult device = MountedStorage::heal();
+    if (!libfiu_) return device;
+    SysResult fiu = libfiu_->heal();
+    return device.ok() ? fiu : device;
   }
 
   SysResult fault(const FaultRequest& req, nlohmann::json& detail) override {
+    if (req.where == FaultRequest::Where::libfiu) {
+      if (!libfiu_) return MountedStorage::fault(req, detail);
+      return libfiu_->enable(req.point, req.rule.err, req.percent, detail);
+    }
     if (req.where != FaultRequest::Where::free && req.where != FaultRequest::Where::journal)
       return MountedStorage::fault(req, detail);
     const bool free = req.where == FaultRequest::Where::free;
@@ -206,9 +222,14 @@ class HostStorage final : public MountedStorage {
     return SysResult::hang();
   }
 
+ protected:
+  std::string stop_programs(bool kill) override { return apps_.stop(kill); }
+
  private:
   std::chrono::milliseconds timeout_;
   uint64_t device_bytes_;
+  LibfiuInjector* libfiu_;
+  AppSession apps_;
 };
 
 class HostTarget final : public Target {
@@ -239,6 +260,7 @@ class HostTarget final : public Target {
   std::set<std::string> capabilities() const override {
     if (use_dm()) return dm_capabilities();
     std::set<std::string> caps = installed_app_capabilities();
+    if (!find_program("fiu-run").empty() && !find_program("fiu-ctrl").empty()) caps.insert("fault:libfiu");
     caps.insert({
         "fault",       "fault:write",    "fault:read",      "fault:flush", "fault:drop",
         "fault:hang",  "fault:data",     "fault:metadata",  "fault:device", "thin-pool",
@@ -289,7 +311,8 @@ class HostTarget final : public Target {
       if (ctx.scratch_dir.empty()) throw std::runtime_error("harness: the run has no scratch directory");
       make_dir(tdir);
       make_dir(dir);
-      auto storage = use_dm() ? dm_storage(c, ctx, dir, ledger) : blockdev_storage(ctx, dir, ledger);
+      const bool fiu = c.capabilities().count("fault:libfiu") > 0;
+      auto storage = use_dm() ? dm_storage(c, ctx, dir, ledger) : blockdev_storage(ctx, dir, ledger, fiu);
       r.environment = storage->environment();
       interpret(c, *storage, r);
       if (!storage->teardown() && r.status != CaseStatus::error) {
@@ -317,7 +340,7 @@ class HostTarget final : public Target {
  private:
   // The FUSE block device over a copy of the template, under a loop device.
   std::unique_ptr<MountedStorage> blockdev_storage(const RunContext& ctx, const std::string& dir,
-                                                   Ledger& ledger) {
+                                                   Ledger& ledger, bool fiu) {
     copy_sparse(ensure_template(ctx), dir + "/disk.img");
     StorageParts parts;
     auto injector = std::make_unique<BlockdevInjector>(
@@ -325,7 +348,14 @@ class HostTarget final : public Target {
     parts.loop = std::make_unique<LoopDevice>(injector->device_file());
     parts.device_injector = std::move(injector);
     const std::string device = parts.loop->path();
-    return mount(std::move(parts), device, ctx, dir, ledger);
+    LibfiuInjector* libfiu = nullptr;
+    if (fiu) {  // the case fails programs' calls with libfiu: its fifos live in the case directory
+      make_dir(dir + "/fiu");
+      auto i = std::make_unique<LibfiuInjector>(dir + "/fiu", ctx.step_timeout);
+      libfiu = i.get();
+      parts.process_injectors.push_back(std::move(i));
+    }
+    return mount(std::move(parts), device, ctx, dir, ledger, libfiu);
   }
 
   // The VM guests' dm stack over a loop device of a sparse image of the run's
@@ -347,7 +377,8 @@ class HostTarget final : public Target {
   }
 
   std::unique_ptr<MountedStorage> mount(StorageParts parts, const std::string& device, const RunContext& ctx,
-                                        const std::string& dir, Ledger& ledger) {
+                                        const std::string& dir, Ledger& ledger,
+                                        LibfiuInjector* libfiu = nullptr) {
     make_dir(dir + "/mnt");
     parts.fs = std::make_unique<Filesystem>(h_, device, dir + "/mnt",
                                             ctx.step_timeout, ledger);
@@ -357,7 +388,9 @@ class HostTarget final : public Target {
     nlohmann::json env = environment();
     env["image_bytes"] = use_dm() ? kDmDiskBytes : kImageBytes;
     if (use_dm()) return std::make_unique<MountedStorage>(std::move(parts), env, ctx.step_timeout);
-    return std::make_unique<HostStorage>(std::move(parts), env, ctx.step_timeout, kImageBytes);
+    if (libfiu) env["process_injector"] = libfiu->layer();
+    return std::make_unique<HostStorage>(std::move(parts), env, ctx.step_timeout, kImageBytes, ledger,
+                                         libfiu);
   }
 
   // The filesystem made once per run, copied for each case.

@@ -99,7 +99,9 @@ json app_outcome(const CaseResult& r) {
       add(detected, "panic");
     if (action == "put") {
       puts[key].push_back(Put{ev.value("value", ""), o.result.ok(), o.index});
-      if (!o.result.ok() && !crashed && !o.result.hung) add(detected, "error to the client");
+      // A put refused after the heal: the program will not go on (QEMU after a failed flush).
+      if (!o.result.ok() && !crashed && !o.result.hung)
+        add(detected, faulted && !active ? "refusal to continue" : "error to the client");
       continue;
     }
     if (action == "checkpoint") {

@@ -187,6 +187,13 @@ TEST(AppOutcome, PanicOnAFailedCheckpointIsDetection) {
   EXPECT_EQ(s.outcomes(), V{"acked-present"});
 }
 
+TEST(AppOutcome, APutRefusedAfterTheHealIsRefusalToContinue) {
+  Script s;
+  s.put("1", "17", true).fault().put("1", "34", false).heal().put("2", "51", false).get("1", "34");
+  EXPECT_EQ(s.detected(), (V{"error to the client", "refusal to continue"}));
+  EXPECT_EQ(s.outcomes(), V{"FF"});
+}
+
 TEST(AppOutcome, ARestartThatFailsAfterTheHealRefusesStart) {
   Script s;
   s.put("k", "v1", true).fault().heal().restart(false);

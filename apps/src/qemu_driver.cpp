@@ -2,7 +2,8 @@
 // (raw or qcow2), keys are 4 KiB block numbers, values a byte written over
 // the whole block. One qemu-io process per action, or with variant "keep" one
 // kept running from init to the end (restart: a new one); a put is write then
-// flush, as a guest's write and flush reach QEMU; the cache mode is QEMU's (-t).
+// flush (kept: a FUA write, the same two requests), as a guest's write and
+// flush reach QEMU; the cache mode is QEMU's (-t).
 #include <cstdio>
 #include <sstream>
 
@@ -85,7 +86,6 @@ class QemuDriver final : public AppDriver {
       if (!note.empty()) evidence["stop_note"] = note;
       return start_kept(session, base, path, evidence);
     }
-    if (s.keep && call.action == "checkpoint") return kept->run({"flush"}, evidence);
     if (call.action == "check") {
       if (s.format != "qcow2") {
         evidence["consistent"] = true;
@@ -105,7 +105,7 @@ class QemuDriver final : public AppDriver {
     }
     if (call.action == "scan" || call.action == "checkpoint") {
       evidence["error"] = "qemu has no '" + call.action + "' action (keys are blocks: use get; "
-                          "checkpoint, a lone flush, needs variant keep)";
+                          "a lone flush reports nothing in qemu-io: a put is the write and its flush)";
       return SysResult::harness_failure("app driver");
     }
     uint64_t block = 0;
@@ -123,7 +123,9 @@ class QemuDriver final : public AppDriver {
     }
     const std::string range = std::to_string(block * kBlock) + " " + std::to_string(kBlock);
     if (call.action == "put" && s.keep)
-      return kept->run({"write -P " + std::to_string(value) + " " + range, "flush"}, evidence);
+      // A FUA write (-f): QEMU writes, then flushes, and prints the flush's
+      // failure as the write's; a lone `flush` command prints nothing.
+      return kept->run({"write -f -P " + std::to_string(value) + " " + range}, evidence);
     if (call.action == "put") {
       auto argv = base;
       argv.insert(argv.end(), {"-c", "write -P " + std::to_string(value) + " " + range, "-c",

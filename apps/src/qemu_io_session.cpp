@@ -109,14 +109,19 @@ SysResult QemuIoSession::run(const std::vector<std::string>& commands, nlohmann:
     evidence["error"] = "qemu-io is not running";
     return SysResult::harness_failure("app driver");
   }
-  std::string text;
-  for (const auto& c : commands) text += c + "\n";
-  if (::write(in_, text.data(), text.size()) != ssize_t(text.size())) {
-    evidence["error"] = std::string("writing to qemu-io: ") + std::strerror(errno);
-    return SysResult::harness_failure("app driver");
+  // One command at a time: qemu-io prints no prompt for a line it read ahead.
+  bool done = true;
+  const auto deadline = std::chrono::steady_clock::now() + session_.timeout();
+  for (const auto& c : commands) {
+    const std::string line = c + "\n";
+    if (::write(in_, line.data(), line.size()) != ssize_t(line.size())) {
+      evidence["error"] = std::string("writing to qemu-io: ") + std::strerror(errno);
+      return SysResult::harness_failure("app driver");
+    }
+    ++commands_sent_;
+    done = wait_prompts(commands_sent_ + 1, deadline);
+    if (!done) break;
   }
-  commands_sent_ += commands.size();
-  const bool done = wait_prompts(commands_sent_ + 1, std::chrono::steady_clock::now() + session_.timeout());
   prompts_seen_ += count_prompts(unread_);
   const std::string out = without_prompts(unread_);
   unread_.clear();

@@ -58,6 +58,12 @@ AppSession::AppSession(std::string root, std::chrono::milliseconds timeout, Ledg
 
 AppSession::~AppSession() { stop(false); }
 
+AppRunner app_runner(Ledger& ledger) {
+  return [&ledger](const std::string& root, std::chrono::milliseconds timeout, Injector* injector) {
+    return std::unique_ptr<AppHost>(std::make_unique<AppSession>(root, timeout, ledger, injector));
+  };
+}
+
 std::string AppSession::stop(bool kill) {
   std::string note;
   for (auto& [key, server] : servers_) {

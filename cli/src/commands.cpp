@@ -51,33 +51,18 @@ int report_command(const ReportOptions& opts, std::ostream& out, std::ostream& e
   return write_report(opts, out, err);
 }
 
-int vm_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err) {
-  const std::string sub = args.empty() ? "status" : args[0];
-  const std::vector<std::string> known = vm_kernel_series();
-  std::vector<std::string> series(args.size() > 1 ? args.begin() + 1 : args.end(), args.end());
-  if (series.empty() || (series.size() == 1 && series[0] == "all")) series = known;
-  for (const auto& s : series)
-    if (std::find(known.begin(), known.end(), s) == known.end()) {
-      err << "syncprobe vm: unknown kernel '" << s << "': choose from";
-      for (const auto& k : known) err << " " << k;
-      err << " or all\n";
-      return 2;
-    }
-  if (sub == "fetch") {
-    int rc = 0;
-    for (const auto& s : series) rc = std::max(rc, vm_fetch(s, out, err));
-    return rc;
+int vm_command(const VmOptions& o, std::ostream& out, std::ostream& err) {
+  try {
+    if (o.action == "list") return vm_list(o.refresh, false, out, err);
+    if (o.action == "status") return vm_list(false, true, out, err);
+    if (o.action == "fetch") return vm_fetch(o.kernels, out, err);
+    if (o.action == "build") return vm_build(o.kernels, out, err);
+    if (o.action == "add") return vm_add({o.name, o.kernel, o.modules, o.config, o.debs, o.force}, out, err);
+  } catch (const std::runtime_error& e) {
+    err << "syncprobe vm " << o.action << ": " << e.what() << "\n";  // e.g. a bad kernels.toml
+    return 2;
   }
-  if (sub == "build") {
-    for (const auto& s : series)
-      if (int rc = vm_build(s, out, err); rc != 0) return rc;
-    return 0;
-  }
-  if (sub == "status") {
-    vm_status(series, out);
-    return 0;
-  }
-  err << "syncprobe vm: unknown action '" << sub << "': use fetch, build or status\n";
+  err << "syncprobe vm: unknown action '" << o.action << "': use list, status, fetch, add or build\n";
   return 2;
 }
 

@@ -75,6 +75,12 @@ void bash_completion(const CLI::App& app, std::ostream& out) {
         positional = value_words(o);
       }
     }
+    if (positional.empty()) {  // `vm list|fetch|...`: its own subcommands
+      std::string words;
+      for (const auto* sub : s->get_subcommands([](const CLI::App*) { return true; }))
+        words += (words.empty() ? "" : " ") + sub->get_name();
+      if (!words.empty()) positional = "COMPREPLY=($(compgen -W '" + words + "' -- \"$cur\"))";
+    }
     out << "    " << s->get_name() << ")\n"
         << "      case \"$prev\" in\n" << valued << "      esac\n"
         << "      if [[ \"$cur\" == -* ]]; then COMPREPLY=($(compgen -W '" << flags << "' -- \"$cur\")); return; fi\n"

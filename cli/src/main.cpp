@@ -49,8 +49,11 @@ int main(int argc, char** argv) {
                   "K/N: run only the K-th of N deterministic slices of the plan (a VM kernel's cases "
                   "stay in one slice); combine the N result directories with `syncprobe merge`");
   run->add_option("--jobs,-j", ro.jobs, "threads for the reference targets")->check(CLI::Range(1, 256));
-  run->add_option("--step-timeout", ro.step_timeout_ms,
-                  "milliseconds before a step on a real kernel counts as hung")
+  run->add_option("--vm-jobs", ro.vm_jobs, "VM guests running at once, one kernel each (default 2)")
+      ->check(CLI::Range(1, 64));
+  auto* step_timeout = run->add_option("--step-timeout", ro.step_timeout_ms,
+                  "milliseconds before a step on a real kernel counts as hung (default 10000; "
+                  "20000 inside VM guests unless given)")
       ->check(CLI::Range(100, 3600000));
   run->add_flag("--no-progress", no_progress, "no progress line (it is off anyway when not a terminal)");
   run->add_flag("--verbose,-v", ro.verbose, "say more about setup and teardown");
@@ -83,9 +86,23 @@ int main(int argc, char** argv) {
   merge->add_option("-o,--out", merge_out, "the merged results directory (new or empty)")->required();
 
   // vm
-  std::vector<std::string> vm_args;
-  auto* vm = app.add_subcommand("vm", "Guest kernels for vm: targets: fetch [6.1|6.12|all], build, status");
-  vm->add_option("action", vm_args, "fetch | build | status, then kernels (default: all)")->required();
+  VmOptions vo;
+  auto* vm = app.add_subcommand("vm", "Guest kernels for vm: targets: list, status, fetch, add, build");
+  vm->require_subcommand(1);
+  auto* vm_list_cmd = vm->add_subcommand("list", "The kernel catalogue: fetched, available in Debian today, or why not");
+  vm_list_cmd->add_flag("--refresh", vo.refresh, "download the private package lists again");
+  vm->add_subcommand("status", "What is fetched, the cache and the accelerator, without looking anything up");
+  auto* vm_fetch_cmd = vm->add_subcommand("fetch", "Download the newest package of series into the cache");
+  vm_fetch_cmd->add_option("series", vo.kernels, "series of data/kernels.toml, or all (default)");
+  auto* vm_add_cmd = vm->add_subcommand("add", "Add your own kernel: vm add NAME --kernel bzImage --modules DIR | --deb FILE...");
+  vm_add_cmd->add_option("name", vo.name, "the kernel's name in targets: vm:NAME:<fs>")->required();
+  vm_add_cmd->add_option("--kernel", vo.kernel, "bzImage or vmlinuz (arch/x86/boot/bzImage)");
+  vm_add_cmd->add_option("--modules", vo.modules, "INSTALL_MOD_PATH of `make modules_install` (holds lib/modules/<release>)");
+  vm_add_cmd->add_option("--config", vo.config, "the kernel's .config, checked for what the guest needs");
+  vm_add_cmd->add_option("--deb", vo.debs, "kernel packages (linux-image, or linux-binary + linux-modules + linux-base)");
+  vm_add_cmd->add_flag("--force", vo.force, "add even when options the guest needs are missing");
+  auto* vm_build_cmd = vm->add_subcommand("build", "Build the initramfs of fetched kernels now (a run does it when needed)");
+  vm_build_cmd->add_option("kernels", vo.kernels, "kernel names, or all (default)");
 
   // bench
   BenchOptions bo;
@@ -150,6 +167,7 @@ int main(int argc, char** argv) {
                                    std::cout, std::cerr);
     if (*run) {
       ro.progress = !no_progress;
+      ro.step_timeout_given = step_timeout->count() > 0;
       ro.command_line.assign(argv, argv + argc);
       return run_command(ro, std::cout, std::cerr);
     }
@@ -160,7 +178,10 @@ int main(int argc, char** argv) {
     }
     if (*merge)
       return merge_command(merge_dirs, merge_out, std::vector<std::string>(argv, argv + argc), std::cout, std::cerr);
-    if (*vm) return vm_command(vm_args, std::cout, std::cerr);
+    if (*vm) {
+      for (auto* sub : vm->get_subcommands()) vo.action = sub->get_name();
+      return vm_command(vo, std::cout, std::cerr);
+    }
     if (*completion) {
       bash_completion(app, std::cout);
       return 0;

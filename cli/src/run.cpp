@@ -237,6 +237,7 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
     ctx.ledger = scratch.get();
   }
   ctx.step_timeout = std::chrono::milliseconds(opts.step_timeout_ms);
+  ctx.step_timeout_given = opts.step_timeout_given;
   ctx.verbose = opts.verbose;
 
   install_interrupt_handlers();
@@ -322,6 +323,7 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
     Plan plan;
     plan.cases = slice;
     plan.jobs = opts.jobs;
+    plan.isolated_jobs = opts.vm_jobs;
     plan.targets = by_slice[slice];
     plan.stop = [&] { return bool(stop); };
     if (mode == OutDir::Mode::resume)

@@ -94,12 +94,16 @@ bool execute(const Plan& plan, const RunContext& ctx, const ResultSink& sink) {
       });
     for (auto& th : pool) th.join();
   }
-  for (const auto& key : batch_order) {
-    if (halted()) break;
+  // Batches that bring their own machine (a VM guest each) run side by side
+  // on isolated_jobs threads; the others one at a time, after them.
+  std::vector<std::string> isolated, shared;
+  for (const auto& key : batch_order)
+    (batches[key].front()->isolated_batches() ? isolated : shared).push_back(key);
+  auto run_group = [&](const std::string& key) {
     auto& group = batches[key];
     if (group.size() == 1 && key == group.front()->name()) {
       run_target(*group.front());
-      continue;
+      return;
     }
     // One setup for the whole group (a VM boot); unavailable members are
     // reported here, available ones handed to the batch.
@@ -116,7 +120,7 @@ bool execute(const Plan& plan, const RunContext& ctx, const ResultSink& sink) {
     std::vector<const Case*> todo;
     for (const Case* c : cases)
       if (std::any_of(ready.begin(), ready.end(), [&](Target* t) { return !done(*t, *c); })) todo.push_back(c);
-    if (ready.empty() || todo.empty()) continue;
+    if (ready.empty() || todo.empty()) return;
     try {
       auto results = ready.front()->run_batch(ready, todo, ctx);
       for (auto& [name, list] : results)
@@ -127,6 +131,20 @@ bool execute(const Plan& plan, const RunContext& ctx, const ResultSink& sink) {
         for (const Case* c : todo)
           if (!done(*t, *c)) store(error_result(*t, *c, std::string("internal failure: ") + e.what()));
     }
+  };
+  {
+    std::atomic<size_t> next{0};
+    std::vector<std::thread> pool;
+    const int n = std::max(1, std::min(plan.isolated_jobs, int(isolated.size())));
+    for (int j = 0; j < n; ++j)
+      pool.emplace_back([&] {
+        for (size_t i = next++; i < isolated.size() && !halted(); i = next++) run_group(isolated[i]);
+      });
+    for (auto& th : pool) th.join();
+  }
+  for (const auto& key : shared) {
+    if (halted()) break;
+    run_group(key);
   }
   return !internal_failure;
 }

@@ -1,10 +1,14 @@
 #include "syncprobe/mounted_storage.h"
 
+#include <atomic>
 #include <cerrno>
+#include <memory>
+#include <thread>
 
 #include "syncprobe/command.h"
 #include "syncprobe/errno_names.h"
 #include "syncprobe/forwarding_process.h"
+#include "syncprobe/fs_regions.h"
 #include "syncprobe/linux_fs.h"
 
 namespace syncprobe {
@@ -41,7 +45,11 @@ struct MountedStorage::Worker {
 
 MountedStorage::MountedStorage(StorageParts parts, nlohmann::json environment,
                                std::chrono::milliseconds step_timeout)
-    : parts_(std::move(parts)), environment_(std::move(environment)), timeout_(step_timeout) {}
+    : parts_(std::move(parts)), environment_(std::move(environment)), timeout_(step_timeout) {
+  if (parts_.app)
+    apps_ = parts_.app(parts_.fs->mountpoint(), timeout_,
+                       parts_.process_injectors.empty() ? nullptr : parts_.process_injectors.front().get());
+}
 
 MountedStorage::~MountedStorage() {
   try {
@@ -72,7 +80,8 @@ bool MountedStorage::kill_workers() {
 bool MountedStorage::teardown() {
   if (torn_down_) return note_.empty();
   torn_down_ = true;
-  const std::string programs = stop_programs(false);
+  // Programs first: a server holds files open on the filesystem.
+  const std::string programs = apps_ ? apps_->stop(false) : "";
   if (!programs.empty()) note_ += (note_.empty() ? "" : "; ") + programs;
   kill_workers();
   if (parts_.fs && parts_.fs->mounted()) {
@@ -114,8 +123,22 @@ Process& MountedStorage::process(const std::string& name) {
   return *w->front;
 }
 
+bool MountedStorage::region_ranges(const FaultRequest& req, std::vector<ByteRange>& out,
+                                   nlohmann::json& detail) {
+  const bool free = req.where == FaultRequest::Where::free;
+  const std::string fs = parts_.fs->spec().fs;
+  std::string why;
+  detail["ranges_from"] = free ? "FS_IOC_GETFSMAP" : fs == "xfs" ? "xfs_db" : "debugfs";
+  const bool ok = free ? fs_regions::free_ranges(parts_.fs->mountpoint(), parts_.device_bytes, out, why)
+                       : fs_regions::journal_ranges(fs, parts_.fs->device(), out, why);
+  if (!ok) detail["error"] = why;
+  return ok;
+}
+
 SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail) {
   if (req.where == FaultRequest::Where::libfiu) {
+    for (auto& i : parts_.process_injectors)
+      if (i->layer() == "libfiu") return i->fail_call(req.point, req.rule.err, req.percent, detail);
     detail["error"] = "this storage runs no programs under libfiu";
     return SysResult::failure(ENOTSUP);
   }
@@ -123,7 +146,11 @@ SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail)
   rule.ranges.clear();
   rule.invert = false;
   if (rule.err == 0) rule.err = EIO;
-  if (req.where != FaultRequest::Where::device) {
+  if (req.where == FaultRequest::Where::free || req.where == FaultRequest::Where::journal) {
+    if (!region_ranges(req, rule.ranges, detail))
+      return SysResult::harness_failure(req.where == FaultRequest::Where::free ? "free-space lookup"
+                                                                                : "journal lookup");
+  } else if (req.where != FaultRequest::Where::device) {
     std::vector<ByteRange> extents;
     std::string why;
     const bool found = parts_.fs->data_ranges(req.file, extents, why);
@@ -158,7 +185,40 @@ SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail)
   return parts_.device_injector->fault(rule, detail);
 }
 
-SysResult MountedStorage::heal() { return parts_.device_injector->heal(); }
+SysResult MountedStorage::heal() {
+  SysResult r = parts_.device_injector->heal();
+  for (auto& i : parts_.process_injectors) {
+    SysResult p = i->heal();
+    if (r.ok()) r = p;
+  }
+  return r;
+}
+
+SysResult MountedStorage::shutdown(ShutdownFlush flush, nlohmann::json& detail) {
+  const std::string ioctl_name = parts_.fs->spec().shutdown;
+  if (ioctl_name.empty()) return SysResult::failure(ENOTSUP);
+  detail["ioctl"] = ioctl_name;
+  // Blocks while the filesystem syncs (flush = sync): bounded by the step timeout.
+  const std::string root = parts_.fs->mountpoint();
+  auto state = std::make_shared<std::pair<std::atomic<bool>, SysResult>>();
+  std::thread t([state, root, flush] {
+    state->second = fs_regions::shutdown_ioctl(root, flush);
+    state->first = true;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + timeout_;
+  while (!state->first && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(5ms);
+  if (state->first) {
+    t.join();
+    return state->second;
+  }
+  t.detach();  // stuck in the kernel; it returns when the device is released
+  return SysResult::hang();
+}
+
+SysResult MountedStorage::app(const AppCall& call, nlohmann::json& evidence) {
+  if (!apps_) return Storage::app(call, evidence);
+  return apps_->run(call, evidence);
+}
 
 SysResult MountedStorage::thin_limit(uint64_t headroom, FaultMode when_full, nlohmann::json& detail) {
   return parts_.device_injector->thin_limit(headroom, when_full, detail);
@@ -181,7 +241,7 @@ SysResult MountedStorage::power_cut() {
   // mounted again on the restored device: recovery.
   SysResult cut = parts_.device_injector->power_cut();
   if (!cut.ok()) return cut;
-  const std::string programs = stop_programs(true);  // they die with the power
+  const std::string programs = apps_ ? apps_->stop(true) : "";  // they die with the power
   if (!programs.empty()) note_ += (note_.empty() ? "" : "; ") + programs;
   kill_workers();
   SysResult u = parts_.fs->unmount();

@@ -1,4 +1,5 @@
 // index.html: the headline table, the rules and case matrices, latency, benchmarks.
+#include "across_kernels.h"
 #include "site.h"
 
 #include <algorithm>
@@ -175,6 +176,7 @@ std::string index_page(const Run& r) {
   b += "</code></p>";
   b += "<nav><a href=\"#profiles\">Profiles</a> · <a href=\"#classes\">Fault classes</a> · <a href=\"#rules\">Rules</a> · <a href=\"#cases\">Cases</a> · "
        "<a href=\"#latency\">Latency</a>" + std::string(r.bench.is_null() ? "" : " · <a href=\"#bench\">Benchmarks</a>") +
+       (report_detail::kernel_columns(r.summary).empty() ? "" : " · <a href=\"kernels.html\">Across kernels</a>") +
        " · <a href=\"summary.md\">summary.md</a> · <a href=\"junit.xml\">junit.xml</a></nav></header>\n";
   b += partial_notice(r);
 

@@ -10,6 +10,7 @@
 
 #include <ostream>
 
+#include "across_kernels.h"
 #include "site.h"
 
 namespace syncprobe {
@@ -46,6 +47,12 @@ int write_report(const ReportOptions& opts, std::ostream& out, std::ostream& err
         write_file(dir / "targets" / (target_slug(t) + "-console.txt"), read_text(r.dir / t / "console.log"));
       for (const auto& c : r.cases)
         if (!r.case_of(t, c).is_null()) write_file(dir / case_href(t, c), case_page(r, t, c));
+    }
+    if (!report_detail::kernel_columns(r.summary).empty()) {  // a filesystem on two kernels or more
+      const report_detail::RunView view{r.run, r.summary,
+                                        [&](const std::string& t, const std::string& c) { return r.result(t, c); },
+                                        r.cases};
+      write_file(dir / "kernels.html", page("syncprobe: across kernels", report_detail::across_kernels_body(view)));
     }
     write_file(dir / "junit.xml", junit(r));
     write_file(dir / "report.ktap", ktap(r));

@@ -135,6 +135,7 @@ table{border-collapse:collapse;font-size:.88rem}caption{text-align:left;font-wei
 th,td{border:1px solid var(--line);padding:.25rem .45rem;text-align:left;vertical-align:top}
 thead th{background:#f6f8fa;position:sticky;top:0}
 td.good{background:#dafbe1}td.bad{background:#ffebe9}td.mid{background:#fff8c5}td.none{color:var(--none)}
+td.changed{outline:2px solid #bf8700;outline-offset:-2px;background:#fff8c5}.chg{font-size:.8rem;color:#7d4e00}
 td.diff,tr.diff td{background:#fff1e5}.tag{font-family:ui-monospace,monospace}
 .badge{display:inline-block;font-size:.75rem;border:1px solid var(--line);border-radius:1em;padding:0 .5em;color:var(--none)}
 a{color:#0550ae}code,pre{font-family:ui-monospace,SFMono-Regular,monospace;font-size:.85rem}

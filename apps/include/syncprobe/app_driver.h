@@ -14,6 +14,7 @@
 
 #include "syncprobe/injector.h"
 #include "syncprobe/ledger.h"
+#include "syncprobe/mounted_storage.h"
 #include "syncprobe/storage.h"
 #include "syncprobe/sysresult.h"
 
@@ -32,18 +33,18 @@ class AppServer {
 // Everything a case's programs need, one per case storage: its scratch root,
 // the step deadline, the run's ledger, the process-level injector (libfiu)
 // when the case has one, and the servers still running. Destroying it stops them.
-class AppSession {
+class AppSession final : public AppHost {
  public:
   AppSession(std::string root, std::chrono::milliseconds timeout, Ledger& ledger,
              Injector* process_injector);
-  ~AppSession();
+  ~AppSession() override;
   AppSession(const AppSession&) = delete;
   AppSession& operator=(const AppSession&) = delete;
 
   // Runs `call` with its file under the root. Result and evidence as Storage::app describes.
-  SysResult run(const AppCall& call, nlohmann::json& evidence);
+  SysResult run(const AppCall& call, nlohmann::json& evidence) override;
   // Stops every server (SIGKILL at once when `kill`); "" when all went cleanly.
-  std::string stop(bool kill);
+  std::string stop(bool kill) override;
 
   const std::string& root() const { return root_; }
   std::chrono::milliseconds timeout() const { return timeout_; }
@@ -83,6 +84,10 @@ const AppDriver& postgres_driver();
 // Every driver, and the one named `name` (nullptr if none).
 std::vector<const AppDriver*> app_drivers();
 const AppDriver* find_app_driver(std::string_view name);
+
+// What a storage builder hands MountedStorage: an AppSession per case
+// storage, its servers recorded in `ledger` (which must outlive it).
+AppRunner app_runner(Ledger& ledger);
 
 // app:<name> for each driver whose programs are all installed here.
 std::set<std::string> installed_app_capabilities();

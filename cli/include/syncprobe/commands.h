@@ -18,7 +18,9 @@ struct RunOptions {
   std::string out_dir;                // default: results/<run-id> under the current directory
   std::string shard;                  // "K/N": run only that slice of the plan (engine/plan.h)
   int jobs = 1;
+  int vm_jobs = 2;                    // VM guests booted at once (one per core suits TCG)
   int step_timeout_ms = 10000;
+  bool step_timeout_given = false;  // --step-timeout was on the command line
   bool progress = true;               // progress line on a terminal
   bool verbose = false;
   bool resume = false;                // finish the run in out_dir (same run id), running what is missing
@@ -49,8 +51,16 @@ int report_command(const ReportOptions& opts, std::ostream& out, std::ostream& e
 int list_command(const std::string& what, const std::string& cases_dir, std::ostream& out,
                  std::ostream& err);
 
-// `syncprobe vm fetch|build|status` (VM kernels and the guest initramfs).
-int vm_command(const std::vector<std::string>& args, std::ostream& out, std::ostream& err);
+// `syncprobe vm list|status|fetch|add|build` (guest kernels and their initramfs).
+struct VmOptions {
+  std::string action;                // list, status, fetch, add, build
+  std::vector<std::string> kernels;  // fetch, build: series or names ("all")
+  bool refresh = false;              // list: download the package lists again
+  std::string name, kernel, modules, config;  // add
+  std::vector<std::string> debs;              // add
+  bool force = false;                         // add
+};
+int vm_command(const VmOptions& o, std::ostream& out, std::ostream& err);
 
 // `syncprobe mount`: the reference file system through FUSE (refmount/).
 struct MountCliOptions {

@@ -2,7 +2,8 @@
 // The run loop: every case of a plan on every target, results handed to a
 // sink as they come. Modelled targets run on `jobs` threads; targets on real
 // kernels one at a time (they share the machine); targets with one batch key
-// (a VM kernel's filesystems) in one batch, so one boot serves them all.
+// (a VM kernel's filesystems) in one batch, so one boot serves them all; and
+// batches of isolated targets (one guest each) `isolated_jobs` at a time.
 #include <functional>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@ struct Plan {
   // True once the run must stop (its results cannot be written): checked
   // before each case, like interrupted().
   std::function<bool()> stop;
+  int isolated_jobs = 2;  // batches of isolated targets (VM guests) run at once
 };
 
 // Receives each result once. Calls are serialised by the executor.

@@ -66,6 +66,12 @@ class Injector {
   // faults and heal() reach too. Device-level ones change nothing.
   virtual std::vector<std::string> command(const std::vector<std::string>& argv) const { return argv; }
   virtual void attach(int /*pid*/) {}
+  // Process-level: fails the programs' call `point` ("posix/io/sync/fdatasync")
+  // with `err` in `percent` % of calls, from now until heal().
+  virtual SysResult fail_call(const std::string& /*point*/, int /*err*/, int /*percent*/,
+                              nlohmann::json& /*detail*/) {
+    return SysResult::failure(ENOTSUP);
+  }
   virtual void detach(int /*pid*/) {}
 };
 

@@ -35,6 +35,9 @@ struct RunContext {
   std::string scratch_dir;
   Ledger* ledger = nullptr;
   std::chrono::milliseconds step_timeout{10000};
+  // The user chose step_timeout: VM guests (slow under TCG) use it as is
+  // instead of their own default.
+  bool step_timeout_given = false;
   bool verbose = false;
 };
 
@@ -66,6 +69,10 @@ class Target {
   // them, so one VM boot serves every filesystem. Default: each target's
   // run_all. Returns results keyed by target name.
   virtual std::string batch_key() const { return name(); }
+  // True when this target's batches share nothing with other batches (a VM
+  // guest brings its own kernel and disks), so the runner may run several
+  // such batches at once. Default: false (host targets share the machine).
+  virtual bool isolated_batches() const { return false; }
   virtual std::map<std::string, std::vector<CaseResult>> run_batch(
       const std::vector<Target*>& targets, const std::vector<const Case*>& cases,
       const RunContext& ctx);

@@ -307,7 +307,7 @@ nlohmann::json DmInjector::environment() const {
           {"device", std::string("device-mapper stack ") + (thin_ ? "over a thin volume on " : "over ") + L_.disk}};
 }
 
-std::unique_ptr<Storage> make_dm_storage(const FilesystemSpec& fs, const DmLayout& layout, bool thin,
+std::unique_ptr<MountedStorage> make_dm_storage(const FilesystemSpec& fs, const DmLayout& layout, bool thin,
                                          std::chrono::milliseconds step_timeout, Ledger& ledger) {
   auto injector = std::make_unique<DmInjector>(layout, thin, step_timeout, ledger);
   must(fs.mkfs_argv(injector->device()), 600s);
@@ -317,6 +317,7 @@ std::unique_ptr<Storage> make_dm_storage(const FilesystemSpec& fs, const DmLayou
   SysResult m = filesystem->mount(step_timeout + 120s);
   if (!m.ok()) throw std::runtime_error("harness: mount failed: " + filesystem->mount_error());
   StorageParts parts;
+  parts.device_bytes = injector->device_bytes();
   parts.device_injector = std::move(injector);
   parts.fs = std::move(filesystem);
   nlohmann::json env = {{"kind", layout.kind}, {"kernel", kernel_release()}, {"fs", fs.fs},

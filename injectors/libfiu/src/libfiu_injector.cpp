@@ -85,7 +85,7 @@ std::vector<pid_t> LibfiuInjector::control(const std::string& cmd, nlohmann::jso
   return reached;
 }
 
-SysResult LibfiuInjector::enable(const std::string& point, int err, int percent, nlohmann::json& detail) {
+SysResult LibfiuInjector::fail_call(const std::string& point, int err, int percent, nlohmann::json& detail) {
   const Point p{err == 0 ? EIO : err, std::clamp(percent, 1, 100)};
   points_[point] = p;
   const std::string cmd = enable_command(point, p);
@@ -108,7 +108,7 @@ SysResult LibfiuInjector::fault(const FaultRule& rule, nlohmann::json& detail) {
   SysResult r = SysResult::success(0);
   for (const auto& point : points) {
     nlohmann::json d;
-    SysResult one = enable(point, rule.err, 100, d);
+    SysResult one = fail_call(point, rule.err, 100, d);
     detail["points"].push_back(d);
     if (!one.ok()) r = one;
   }

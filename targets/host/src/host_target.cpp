@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "syncprobe/blockdev_injector.h"
+#include "syncprobe/blockdev_storage.h"
 #include "syncprobe/catalog.h"
 #include "syncprobe/command.h"
 #include "syncprobe/dm_capabilities.h"
@@ -33,14 +34,12 @@
 #include "syncprobe/mounted_storage.h"
 #include "syncprobe/app_driver.h"
 #include "syncprobe/libfiu_injector.h"
-#include "fs_regions.h"
 
 namespace syncprobe {
 namespace {
 
 using namespace std::chrono_literals;
 
-constexpr uint64_t kImageBytes = 512ull << 20;  // xfs needs at least 300 MiB
 constexpr uint64_t kDmDiskBytes = 4ull << 30;   // the dm layout: plain fs, thin meta and data
 
 // A filesystem of data/filesystems.toml.
@@ -88,149 +87,15 @@ bool host_has_dm() {
   return registered && access("/dev/mapper/control", R_OK | W_OK) == 0 && !find_program("dmsetup").empty();
 }
 
-// A new file (never through a symbolic link, never an existing one).
-int create_new(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0) throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
-  return fd;
-}
-
 void make_dir(const std::string& path) {
   if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
     throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
-}
-
-// A sparse file of `bytes`.
-void create_sparse(const std::string& path, uint64_t bytes) {
-  const int fd = create_new(path);
-  const int r = ftruncate(fd, off_t(bytes));
-  const int err = errno;
-  ::close(fd);
-  if (r != 0) throw std::runtime_error("cannot size " + path + ": " + std::strerror(err));
-}
-
-// Copies `src` to the new file `dst`, keeping holes.
-void copy_sparse(const std::string& src, const std::string& dst) {
-  const int in = ::open(src.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  if (in < 0) throw std::runtime_error("cannot open " + src + ": " + std::strerror(errno));
-  const int out = create_new(dst);
-  struct stat st{};
-  fstat(in, &st);
-  std::string error;
-  std::vector<char> buf(1 << 20);
-  for (off_t pos = 0; error.empty();) {
-    const off_t data = lseek(in, pos, SEEK_DATA);
-    if (data < 0) break;  // ENXIO: only a hole is left
-    off_t hole = lseek(in, data, SEEK_HOLE);
-    if (hole < 0) hole = st.st_size;
-    for (off_t at = data; at < hole && error.empty();) {
-      const ssize_t n = ::pread(in, buf.data(), size_t(std::min<off_t>(off_t(buf.size()), hole - at)), at);
-      if (n <= 0 || ::pwrite(out, buf.data(), size_t(n), at) != n)
-        error = std::string("copying ") + src + ": " + std::strerror(n < 0 ? errno : EIO);
-      else at += n;
-    }
-    pos = hole;
-  }
-  if (error.empty() && ftruncate(out, st.st_size) != 0) error = std::string("sizing ") + dst + ": " + std::strerror(errno);
-  ::close(in);
-  ::close(out);
-  if (!error.empty()) throw std::runtime_error(error);
 }
 
 void must(const std::vector<std::string>& argv, std::chrono::milliseconds t) {
   CommandResult r = run_program(argv, t);
   if (!r.ok()) throw std::runtime_error("harness: " + r.describe(argv));
 }
-
-// MountedStorage with what only the host offers: real programs (app steps,
-// optionally under libfiu), faults on the free space or the journal, and the
-// shutdown ioctls.
-class HostStorage final : public MountedStorage {
- public:
-  // `libfiu`: the process-level injector among `parts`, or nullptr.
-  HostStorage(StorageParts parts, nlohmann::json env, std::chrono::milliseconds timeout,
-              uint64_t device_bytes, Ledger& ledger, LibfiuInjector* libfiu)
-      : MountedStorage(std::move(parts), std::move(env), timeout), timeout_(timeout),
-        device_bytes_(device_bytes), libfiu_(libfiu),
-        apps_(filesystem().mountpoint(), timeout, ledger, libfiu) {}
-  ~HostStorage() override { apps_.stop(false); }  // before the base unmounts
-
-  SysResult app(const AppCall& call, nlohmann::json& evidence) override {
-    return apps_.run(call, evidence);
-  }
-
-  SysResult heal() override {
-    SysResult device = MountedStorage::heal();
-    if (!libfiu_) return device;
-    SysResult fiu = libfiu_->heal();
-    return device.ok() ? fiu : device;
-  }
-
-  SysResult fault(const FaultRequest& req, nlohmann::json& detail) override {
-    if (req.where == FaultRequest::Where::libfiu) {
-      if (!libfiu_) return MountedStorage::fault(req, detail);
-      return libfiu_->enable(req.point, req.rule.err, req.percent, detail);
-    }
-    if (req.where != FaultRequest::Where::free && req.where != FaultRequest::Where::journal)
-      return MountedStorage::fault(req, detail);
-    const bool free = req.where == FaultRequest::Where::free;
-    const std::string fs = filesystem().spec().fs;
-    std::vector<ByteRange> ranges;
-    std::string why;
-    detail["ranges_from"] = free ? "FS_IOC_GETFSMAP" : fs == "xfs" ? "xfs_db" : "debugfs";
-    if (!(free ? host::free_ranges(filesystem().mountpoint(), device_bytes_, ranges, why)
-               : host::journal_ranges(fs, filesystem().device(), ranges, why))) {
-      detail["error"] = why;
-      return SysResult::harness_failure(free ? "free-space lookup" : "journal lookup");
-    }
-    FaultRule rule = req.rule;
-    rule.ranges = ranges;
-    rule.invert = false;
-    if (rule.err == 0) rule.err = EIO;
-    auto list = nlohmann::json::array();
-    for (const auto& r : ranges) list.push_back({r.offset, r.length});
-    detail["ranges"] = list;
-    detail["io"] = std::string(to_string(rule.op));
-    detail["mode"] = std::string(to_string(rule.mode));
-    if (rule.mode == FaultMode::error) {
-      detail["errno_requested"] = errno_name(rule.err);
-      detail["errno"] = errno_name(device_injector().delivered_errno(rule.err));
-    }
-    if (rule.count) detail["count"] = *rule.count;
-    return device_injector().fault(rule, detail);
-  }
-
-  SysResult shutdown(ShutdownFlush flush, nlohmann::json& detail) override {
-    const std::string ioctl_name = filesystem().spec().shutdown;
-    if (ioctl_name.empty()) return SysResult::failure(ENOTSUP);
-    detail["ioctl"] = ioctl_name;
-    // Blocks while the filesystem syncs (flush = sync): bounded by the step timeout.
-    const std::string root = filesystem().mountpoint();
-    auto state = std::make_shared<std::pair<std::atomic<bool>, SysResult>>();
-    std::thread t([state, root, flush] {
-      state->second = host::shutdown_ioctl(root, flush);
-      state->first = true;
-    });
-    const auto deadline = std::chrono::steady_clock::now() + timeout_;
-    while (!state->first && std::chrono::steady_clock::now() < deadline)
-      std::this_thread::sleep_for(5ms);
-    if (state->first) {
-      t.join();
-      return state->second;
-    }
-    t.detach();  // stuck in the kernel; it returns when the device is released
-    return SysResult::hang();
-  }
-
- protected:
-  std::string stop_programs(bool kill) override { return apps_.stop(kill); }
-
- private:
-  std::chrono::milliseconds timeout_;
-  uint64_t device_bytes_;
-  LibfiuInjector* libfiu_;
-  AppSession apps_;
-};
 
 class HostTarget final : public Target {
  public:
@@ -259,29 +124,15 @@ class HostTarget final : public Target {
 
   std::set<std::string> capabilities() const override {
     if (use_dm()) return dm_capabilities();
-    std::set<std::string> caps = installed_app_capabilities();
+    std::set<std::string> caps = blockdev_storage_capabilities(h_);
+    caps.merge(installed_app_capabilities());
+    // libfiu in front of the programs (range = "libfiu" faults).
     if (!find_program("fiu-run").empty() && !find_program("fiu-ctrl").empty()) caps.insert("fault:libfiu");
-    caps.insert({
-        "fault",       "fault:write",    "fault:read",      "fault:flush", "fault:drop",
-        "fault:hang",  "fault:data",     "fault:metadata",  "fault:device", "thin-pool",
-        "drop-caches", "writeback",      "remount",         "power-cut",   "read-back",
-        "second-process", "sync_file_range", "mmap",       "mmap-read",   "direct-io",
-        "metadata",    "syncfs"});
-    if (!h_.shutdown.empty()) caps.insert("shutdown");
-    if (h_.fs == "ext4" || h_.fs == "xfs") caps.insert({"fault:free", "fault:journal"});
     return caps;
   }
 
   std::string lack_reason(const std::string& capability) const override {
-    if (use_dm()) return "";
-    if (capability == "shutdown" && h_.shutdown.empty())
-      return h_.fs + " has no shutdown ioctl here (btrfs on 6.18 answers XFS_IOC_GOINGDOWN with "
-                     "ENOTTY: docs/probes/shutdown.sh)";
-    if (capability == "fault:free" && h_.fs == "btrfs")
-      return "btrfs has no FS_IOC_GETFSMAP (ENOTTY): its free space cannot be located";
-    if (capability == "fault:journal" && h_.fs == "btrfs")
-      return "btrfs has no journal: its log tree is copy-on-write metadata";
-    return "";
+    return use_dm() ? "" : blockdev_lack_reason(h_, capability);
   }
 
   nlohmann::json environment() const override {
@@ -339,23 +190,22 @@ class HostTarget final : public Target {
 
  private:
   // The FUSE block device over a copy of the template, under a loop device.
+  // `fiu`: the case fails programs' calls with libfiu, whose fifos live in the case's directory.
   std::unique_ptr<MountedStorage> blockdev_storage(const RunContext& ctx, const std::string& dir,
                                                    Ledger& ledger, bool fiu) {
-    copy_sparse(ensure_template(ctx), dir + "/disk.img");
-    StorageParts parts;
-    auto injector = std::make_unique<BlockdevInjector>(
-        BlockdevOptions{dir, dir + "/disk.img", kImageBytes, ctx.step_timeout}, ledger);
-    parts.loop = std::make_unique<LoopDevice>(injector->device_file());
-    parts.device_injector = std::move(injector);
-    const std::string device = parts.loop->path();
-    LibfiuInjector* libfiu = nullptr;
-    if (fiu) {  // the case fails programs' calls with libfiu: its fifos live in the case directory
+    BlockdevStorageOptions o;
+    o.fs = h_;
+    o.template_image = ensure_template(ctx);
+    o.dir = dir;
+    o.environment = environment();
+    o.step_timeout = ctx.step_timeout;
+    o.app = app_runner(ledger);  // sqlite, qemu-img, postgres: the host has the programs
+    std::unique_ptr<Injector> libfiu;
+    if (fiu) {
       make_dir(dir + "/fiu");
-      auto i = std::make_unique<LibfiuInjector>(dir + "/fiu", ctx.step_timeout);
-      libfiu = i.get();
-      parts.process_injectors.push_back(std::move(i));
+      libfiu = std::make_unique<LibfiuInjector>(dir + "/fiu", ctx.step_timeout);
     }
-    return mount(std::move(parts), device, ctx, dir, ledger, libfiu);
+    return make_blockdev_storage(o, ledger, std::move(libfiu));
   }
 
   // The VM guests' dm stack over a loop device of a sparse image of the run's
@@ -372,33 +222,28 @@ class HostTarget final : public Target {
                                                  ctx.step_timeout, ledger);
     const std::string device = injector->device();
     must(h_.mkfs_argv(device), 600s);
+    parts.device_bytes = injector->device_bytes();
     parts.device_injector = std::move(injector);
     return mount(std::move(parts), device, ctx, dir, ledger);
   }
 
   std::unique_ptr<MountedStorage> mount(StorageParts parts, const std::string& device, const RunContext& ctx,
-                                        const std::string& dir, Ledger& ledger,
-                                        LibfiuInjector* libfiu = nullptr) {
+                                        const std::string& dir, Ledger& ledger) {
     make_dir(dir + "/mnt");
-    parts.fs = std::make_unique<Filesystem>(h_, device, dir + "/mnt",
-                                            ctx.step_timeout, ledger);
+    parts.fs = std::make_unique<Filesystem>(h_, device, dir + "/mnt", ctx.step_timeout, ledger);
     // Setup is not a step: a slow first mount (log recovery) gets more time.
     SysResult m = parts.fs->mount(ctx.step_timeout + 60s);
     if (!m.ok()) throw std::runtime_error("harness: mount failed: " + parts.fs->mount_error());
     nlohmann::json env = environment();
-    env["image_bytes"] = use_dm() ? kDmDiskBytes : kImageBytes;
-    if (use_dm()) return std::make_unique<MountedStorage>(std::move(parts), env, ctx.step_timeout);
-    if (libfiu) env["process_injector"] = libfiu->layer();
-    return std::make_unique<HostStorage>(std::move(parts), env, ctx.step_timeout, kImageBytes, ledger,
-                                         libfiu);
+    env["image_bytes"] = kDmDiskBytes;
+    return std::make_unique<MountedStorage>(std::move(parts), env, ctx.step_timeout);
   }
 
   // The filesystem made once per run, copied for each case.
   std::string ensure_template(const RunContext& ctx) {
     if (!template_.empty() && template_run_ == ctx.run_id) return template_;
     const std::string path = ctx.scratch_dir + "/template-" + target_slug() + ".img";
-    create_sparse(path, kImageBytes);
-    must(h_.mkfs_argv(path), 300s);
+    make_fs_image(h_, path, kBlockdevImageBytes);
     template_ = path;
     template_run_ = ctx.run_id;
     return template_;

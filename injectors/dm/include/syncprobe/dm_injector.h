@@ -19,6 +19,7 @@
 #include "syncprobe/injector.h"
 #include "syncprobe/ledger.h"
 #include "syncprobe/linux_fs.h"
+#include "syncprobe/mounted_storage.h"
 #include "syncprobe/storage.h"
 
 namespace syncprobe {
@@ -40,6 +41,7 @@ class DmInjector final : public Injector {
   DmInjector& operator=(const DmInjector&) = delete;
 
   std::string device() const;  // /dev/mapper/<prefix>top
+  uint64_t device_bytes() const { return base_sectors_ * 512; }  // the top device's size
 
   Level level() const override { return Level::device; }
   std::string layer() const override { return layer_; }
@@ -84,7 +86,7 @@ class DmInjector final : public Injector {
 
 // A case's storage on a dm stack: the injector, `fs` made on its top device
 // and mounted at layout.mount (the guest runner's and the host's dm variant).
-std::unique_ptr<Storage> make_dm_storage(const FilesystemSpec& fs, const DmLayout& layout, bool thin,
+std::unique_ptr<MountedStorage> make_dm_storage(const FilesystemSpec& fs, const DmLayout& layout, bool thin,
                                          std::chrono::milliseconds step_timeout, Ledger& ledger);
 
 }  // namespace syncprobe

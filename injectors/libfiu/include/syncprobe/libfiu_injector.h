@@ -27,7 +27,7 @@ class LibfiuInjector final : public Injector {
 
   // Enables `point` failing with `err` in `percent` % of calls. `detail`
   // receives the point, errno and the running programs it reached.
-  SysResult enable(const std::string& point, int err, int percent, nlohmann::json& detail);
+  SysResult fail_call(const std::string& point, int err, int percent, nlohmann::json& detail) override;
   // Through the Injector seam: the points of `rule.op` (flush: fsync and
   // fdatasync; write: pwrite and write). Byte ranges mean nothing here.
   SysResult fault(const FaultRule& rule, nlohmann::json& detail) override;

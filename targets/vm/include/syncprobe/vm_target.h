@@ -1,6 +1,7 @@
 #pragma once
-// vm:<kernel>:<fs> — Debian's packaged kernels booted under QEMU; steps run
-// in the guest with device-mapper faults.
+// vm:<kernel>:<fs> — a kernel of the catalogue (data/kernels.toml: Debian's
+// series) or one added with `vm add`, booted under QEMU; steps run in the
+// guest with faults from the FUSE block device (dm-thin for thin pools).
 #include <iosfwd>
 #include <memory>
 #include <string>
@@ -14,14 +15,26 @@ namespace syncprobe {
 std::unique_ptr<Target> make_vm_target(const std::string& spec, std::string& error);
 std::vector<std::string> vm_target_names();
 
-// The kernel series this build knows ("6.1", "6.12").
-std::vector<std::string> vm_kernel_series();
-// Downloads and unpacks the newest package of `series` into the cache.
-int vm_fetch(const std::string& series, std::ostream& out, std::ostream& err);
-// Builds (or finds cached) the initramfs for a fetched `series`.
-int vm_build(const std::string& series, std::ostream& out, std::ostream& err);
-// What is fetched, where the cache is, which accelerator QEMU will use.
-void vm_status(const std::vector<std::string>& series, std::ostream& out);
+// Kernel names vm: targets accept: the catalogue's series and added kernels.
+std::vector<std::string> vm_kernel_names();
+// `vm list`: every series of the catalogue, fetched or not, and what Debian
+// offers for it today (or why nothing); then added kernels. `refresh`
+// downloads the package lists even when they are recent; `offline` (vm
+// status) looks nothing up: the cache, what is fetched, the accelerator.
+int vm_list(bool refresh, bool offline, std::ostream& out, std::ostream& err);
+// Fetches the newest package of each series ("all" or none: every series;
+// series Debian does not publish are reported, not failed, then).
+int vm_fetch(const std::vector<std::string>& kernels, std::ostream& out, std::ostream& err);
+// `vm add`: a self-built kernel (bzImage + modules tree) or .deb files.
+struct VmAddOptions {
+  std::string name;
+  std::string kernel, modules, config;
+  std::vector<std::string> debs;
+  bool force = false;  // add even when options the guest needs are missing
+};
+int vm_add(const VmAddOptions& o, std::ostream& out, std::ostream& err);
+// Builds (or finds cached) the initramfs of fetched kernels ("all" or none: every one).
+int vm_build(const std::vector<std::string>& kernels, std::ostream& out, std::ostream& err);
 
 // The vm:<kernel>:<fs> kind, for the TargetRegistry.
 TargetKind vm_target_kind();

@@ -1,14 +1,14 @@
 #pragma once
 // Where on the device a filesystem keeps what a fault may target, and the
-// shutdown ioctl: the host target's filesystem-specific calls, kept apart
-// from the target itself.
+// shutdown ioctl: the filesystem-specific calls of MountedStorage, the same
+// on the host and inside a guest.
 #include <string>
 #include <vector>
 
 #include "syncprobe/fault.h"
 #include "syncprobe/storage.h"
 
-namespace syncprobe::host {
+namespace syncprobe::fs_regions {
 
 // The device byte ranges of [0, device_bytes) that hold nothing yet: not
 // metadata FS_IOC_GETFSMAP reports (anything not FMR_OWN_FREE), and not in
@@ -32,4 +32,4 @@ bool journal_ranges(const std::string& fs, const std::string& device, std::vecto
 // Blocks while the filesystem syncs (flush = sync): call it with a timeout.
 SysResult shutdown_ioctl(const std::string& root, ShutdownFlush flush);
 
-}  // namespace syncprobe::host
+}  // namespace syncprobe::fs_regions

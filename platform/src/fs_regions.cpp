@@ -1,4 +1,4 @@
-#include "fs_regions.h"
+#include "syncprobe/fs_regions.h"
 
 #include <fcntl.h>
 #include <linux/fsmap.h>
@@ -17,7 +17,7 @@
 #include "syncprobe/command.h"
 #include "syncprobe/linux_fs.h"
 
-namespace syncprobe::host {
+namespace syncprobe::fs_regions {
 namespace {
 
 using namespace std::chrono_literals;
@@ -153,4 +153,4 @@ SysResult shutdown_ioctl(const std::string& root, ShutdownFlush flush) {
   return SysResult::from_syscall(r, errno);
 }
 
-}  // namespace syncprobe::host
+}  // namespace syncprobe::fs_regions

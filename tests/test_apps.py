@@ -27,9 +27,11 @@ DEVICE_CASES = {"app-sqlite-rollback-data-fault", "app-sqlite-wal-data-fault",
                 "app-qemu-raw-writeback-flush-fault", "app-qemu-raw-none-flush-fault",
                 "app-qemu-qcow2-writeback-flush-fault",
                 "app-postgres-checkpoint-fault-retry-off", "app-postgres-checkpoint-fault-retry-on-kept",
-                "app-postgres-checkpoint-fault-retry-on-evicted", "app-postgres-wal-fault-kept",
-                "app-postgres-wal-fault-evicted"}
-LIBFIU_CASES = {"app-sqlite-rollback-libfiu-fdatasync", "app-qemu-raw-writeback-libfiu-fdatasync"}
+                "app-postgres-checkpoint-fault-retry-on-evicted", "app-postgres-checkpoint-fault-retry-on-reread",
+                "app-postgres-wal-fault-kept", "app-postgres-wal-fault-evicted",
+                "app-qemu-raw-writeback-keep-flush-fault"}
+LIBFIU_CASES = {"app-sqlite-rollback-libfiu-fdatasync", "app-qemu-raw-writeback-libfiu-fdatasync",
+                "app-qemu-raw-writeback-keep-libfiu-fdatasync"}
 
 TARGET = "host:ext4"
 
@@ -68,6 +70,11 @@ def test_programs_ran_on_the_scratch_filesystem_and_left_nothing(app_run):
             if obs["op"] != "app" or "command" not in obs["detail"]["app"]:
                 continue  # raw images have no check to run; sqlite/qemu restarts run nothing
             app = obs["detail"]["app"]
+            if "started" in app:  # a qemu-io kept running: its own command line
+                started = [a for a in app["started"][1:] if a.startswith("/")]
+                assert started and all(a.startswith(str(scratch) + "/") for a in started), app["started"]
+            if app["command"][0] == "qemu-io (kept running)":
+                continue  # commands sent to the process started above
             if app["program"] == "postgres":
                 # The server's socket and log live in a private directory made
                 # for it; psql reaches it there and nowhere else (no TCP).
@@ -184,9 +191,9 @@ def test_postgres_retry_off_panics_and_wal_replay_restores(app_run):
     cp = p["app.faulted_checkpoint"]
     assert cp["ret"] == -1 and cp["injected"] >= 1
     assert cp["detail"]["app"]["panic"] is True
-    assert "could not fsync file" in cp["detail"]["app"]["server_log"]
-    assert cp["detail"]["app"]["server_running"] is False
+    assert "PANIC:  could not fsync file" in cp["detail"]["app"]["server_log"]
     assert p["app.running"]["ret"] == -1  # nobody answers: the server stopped itself
+    assert p["app.running"]["detail"]["app"]["server_running"] is False
     assert p["app.restart"]["ret"] == 0
     assert "panic" in row["detected"]
     # Recovery replays v2 from the WAL: nothing acknowledged is lost.
@@ -205,14 +212,25 @@ def test_postgres_retry_on_loses_an_acknowledged_commit_once_evicted(app_run, mo
     assert p["app.faulted_checkpoint"]["ret"] == -1 and cp["panic"] is False
     assert "could not fsync file" in cp["output"] + cp["server_log"]
     assert cp["server_running"] is True
-    # Still running, the server answers from its shared buffers.
-    assert p["app.running"]["detail"]["app"]["read"] == "v2"
+    # Still running, the server answers (j: a read of k would rewrite the page, see ...-reread).
+    assert p["app.running"]["detail"]["app"]["read"] == "w1"
     # After heal the retried checkpoint succeeds although the pages never reached the disk.
     assert p["app.retry_checkpoint"]["ret"] == 0
     assert p["app.after_restart"]["detail"]["app"]["read"] == after
     assert p["app.scan"]["detail"]["app"]["pairs"] == {"j": "w1", "k": after}
     assert row["detected"] == ["error to the client"]
     assert ("OV" in row["outcomes"]) == (mode == "evicted")
+
+
+def test_postgres_a_read_in_between_rewrites_the_page(app_run):
+    out, _, rows = app_run
+    case = "app-postgres-checkpoint-fault-retry-on-reread"
+    _, p = load_results(out, TARGET, case)
+    assert p["app.running"]["detail"]["app"]["read"] == "v2"
+    # The first read of k's row set a hint bit: the retried checkpoint wrote the page again.
+    assert "wrote 1 buffers" in p["app.retry_checkpoint"]["detail"]["app"]["server_log"]
+    assert p["app.after_restart"]["detail"]["app"]["read"] == "v2"
+    assert rows[case]["outcomes"] == ["acked-present"]
 
 
 @pytest.mark.parametrize("mode,after,verdict", [("kept", "v2", "FF"), ("evicted", "v1", "failed-absent")])
@@ -241,8 +259,13 @@ def test_libfiu_faults_are_recorded_apart_from_device_faults(app_run):
         # The device failed nothing in the whole case.
         assert all(s["injected"] == 0 for s in result["steps"])
         put = p["app.faulted_put"]["detail"]["app"]
-        assert put["under"] == "libfiu" and put["command"][:2] == ["fiu-run", "-x"]
         assert put["acknowledged"] is False
+        if "keep" in case:  # one qemu-io started under fiu-run; the fault reached it with fiu-ctrl
+            init = result["steps"][0]["detail"]["app"]
+            assert init["started"][:2] == ["fiu-run", "-x"]
+            assert len(fault["detail"]["reached"]) == 1
+        else:  # each program started after the fault, with the point enabled
+            assert put["under"] == "libfiu" and put["command"][:2] == ["fiu-run", "-x"]
     for case in DEVICE_CASES:
         assert rows[case]["fault_layer"] == "fuse-blockdev"
 
@@ -265,3 +288,25 @@ def test_libfiu_qemu_flush_fails_but_the_kernel_keeps_the_data(app_run):
     # Unlike the device fault (17 after eviction), the kernel never saw a
     # failure: the page stayed dirty and the failed flush's value stays.
     assert reads(row) == [("34", "FF"), ("34", "FF")]
+
+
+# After eviction: under libfiu the kernel never saw a failure, so the page is
+# still dirty and 34 stays. With the device fault the value after eviction is
+# recorded but not asserted: 34 was measured, unlike the one-process-per-action
+# case (17), and not explained yet (docs/apps.md).
+@pytest.mark.parametrize("case,evicted", [("app-qemu-raw-writeback-keep-flush-fault", None),
+                                          ("app-qemu-raw-writeback-keep-libfiu-fdatasync", "34")])
+def test_qemu_kept_running_refuses_to_flush_again_until_restarted(app_run, case, evicted):
+    out, _, rows = app_run
+    row = rows[case]
+    _, p = load_results(out, TARGET, case)
+    assert "write failed: Input/output error" in p["app.faulted_put"]["detail"]["app"]["output"]
+    # After the heal the same QEMU refuses every flush (its page cache is
+    # inconsistent); a restarted one flushes again.
+    assert "write failed: Input/output error" in p["app.retry_flush"]["detail"]["app"]["output"]
+    assert p["app.put_after_restart"]["detail"]["app"]["acknowledged"] is True
+    assert row["detected"] == ["error to the client", "refusal to continue"]
+    assert p["app.running"]["detail"]["app"]["read"] == "34"
+    if evicted:
+        assert p["app.after_evict"]["detail"]["app"]["read"] == evicted
+    assert "FF" in row["outcomes"]

@@ -120,3 +120,34 @@ def test_the_checker_catches_violations(tmp_path):
     assert "engine/src/x.cpp: syncprobe/commands.h belongs to cli" in found
     assert "targets/vm/src/x.cpp: syncprobe/host_target.h belongs to targets/host" in found
     assert "cli/" not in found
+
+
+MAX_LINES = 500  # ../STYLE: a file with one job reads in one sitting
+
+
+def long_files(root=ROOT):
+    """Source files of the libraries (tests and benchmarks aside) over MAX_LINES."""
+    found = []
+    for lib in sorted(libraries(root)):
+        if lib == "bench":
+            continue
+        for f in sorted((root / lib).rglob("*")):
+            if f.suffix not in SOURCES or "test" in f.relative_to(root / lib).parts:
+                continue
+            n = len(f.read_text(errors="replace").splitlines())
+            if n > MAX_LINES:
+                found.append(f"{f.relative_to(root)}: {n} lines")
+    return found
+
+
+def test_no_source_file_has_more_than_500_lines():
+    long = long_files()
+    assert not long, "split these by job (docs/design.md):\n  " + "\n  ".join(long)
+
+
+def test_the_length_check_sees_a_long_file(tmp_path):
+    (tmp_path / "engine" / "src").mkdir(parents=True)
+    (tmp_path / "engine" / "src" / "big.cpp").write_text("x\n" * (MAX_LINES + 1))
+    (tmp_path / "engine" / "test").mkdir(parents=True)
+    (tmp_path / "engine" / "test" / "big_test.cpp").write_text("x\n" * (MAX_LINES + 1))
+    assert long_files(tmp_path) == [f"engine/src/big.cpp: {MAX_LINES + 1} lines"]

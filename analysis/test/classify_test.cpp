@@ -4,6 +4,8 @@
 // regressions of issue 11 (section 3) are in truth_test.cpp.
 #include <gtest/gtest.h>
 
+#include <cctype>
+
 #include "run_builder.h"
 
 namespace syncprobe {
@@ -53,7 +55,14 @@ INSTANTIATE_TEST_SUITE_P(
                     ReportingRow{1, 1, 1, 1, 1, 0, "old", "sticky-until-close"},
                     ReportingRow{1, 1, 1, 0, 0, -1, "A", "until-persisted"},
                     ReportingRow{0, 0, 0, 0, 0, -1, "old", "silent"},
-                    ReportingRow{0, 0, 1, 0, 0, -1, "old", "deferred"}));
+                    ReportingRow{0, 0, 1, 0, 0, -1, "old", "deferred"}),
+    // Named after the value each row expects: stable names, not the row's bytes.
+    [](const testing::TestParamInfo<ReportingRow>& info) {
+      std::string name = info.param.expected;
+      for (char& ch : name)
+        if (!std::isalnum(static_cast<unsigned char>(ch))) ch = '_';
+      return name;
+    });
 
 TEST(Classify, UnknownWithoutEvidence) {
   RunBuilder b;

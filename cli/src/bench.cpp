@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "syncprobe/clock.h"
 #include "syncprobe/commands.h"
 #include "syncprobe/paths.h"
 #include "run_dirs.h"
@@ -200,15 +201,6 @@ json suite_figures(const std::string& run_dir) {
   return out;
 }
 
-std::string utc_stamp() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-  return buf;
-}
-
 }  // namespace
 
 int bench_command(const BenchOptions& opts, std::ostream& out, std::ostream& err) {
@@ -233,14 +225,14 @@ int bench_command(const BenchOptions& opts, std::ostream& out, std::ostream& err
       targets.push_back(std::move(t));
     }
   const std::string out_dir = opts.out_dir.empty()
-                                  ? "results/bench-" + utc_stamp()
+                                  ? "results/bench-" + utc_now("%Y%m%d-%H%M%S")
                                   : opts.out_dir;
   fs::create_directories(out_dir);
-  json bench = {{"schema", "syncprobe.bench/1"}, {"started_at", now_iso8601()},
+  json bench = {{"schema", "syncprobe.bench/1"}, {"started_at", utc_now()},
                 {"host", {{"kernel", kernel_release()}}}, {"iterations", n},
                 {"targets", json::object()}};
   RunContext ctx;
-  ctx.run_id = "bench-" + utc_stamp();
+  ctx.run_id = "bench-" + utc_now("%Y%m%d-%H%M%S");
   ctx.run_dir = out_dir;
   std::unique_ptr<RunDirectory> scratch;
   bool measured = false;
@@ -314,7 +306,7 @@ int bench_command(const BenchOptions& opts, std::ostream& out, std::ostream& err
                          s["cases"].get<int>(),
                          s.contains("vm_boot_s") ? fmt::format("; boot {:.1f} s", s["vm_boot_s"].get<double>()) : "");
   }
-  bench["finished_at"] = now_iso8601();
+  bench["finished_at"] = utc_now();
   write_file_atomic(out_dir + "/bench.json", bench.dump(2));
   out << "bench: " << out_dir << "/bench.json\n";
   return 0;

@@ -20,6 +20,7 @@
 #include <fmt/format.h>
 
 #include "run_dirs.h"
+#include "syncprobe/clock.h"
 #include "syncprobe/case_parser.h"
 #include "syncprobe/classify.h"
 #include "syncprobe/commands.h"
@@ -35,15 +36,6 @@
 namespace fs = std::filesystem;
 
 namespace syncprobe {
-
-std::string utc_now(const char* format) {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[64];
-  std::strftime(buf, sizeof buf, format, &tm);
-  return buf;
-}
 
 std::string new_run_id() {
   std::random_device rd;

@@ -1,7 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <cerrno>
+#include <ctime>
+#include <regex>
 
+#include "syncprobe/clock.h"
 #include "syncprobe/errno_names.h"
 #include "syncprobe/hash.h"
 #include "syncprobe/fault.h"
@@ -104,3 +107,15 @@ TEST(FaultRule, RangesInversionAndCount) {
 
 }  // namespace
 }  // namespace syncprobe
+
+TEST(Clock, UtcNowInResultsAndRunIdFormats) {
+  const std::time_t before = std::time(nullptr);
+  const std::string iso = syncprobe::utc_now();
+  EXPECT_TRUE(std::regex_match(iso, std::regex(R"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z)"))) << iso;
+  const std::string id = syncprobe::utc_now("%Y%m%d-%H%M%S");
+  EXPECT_TRUE(std::regex_match(id, std::regex(R"(\d{8}-\d{6})"))) << id;
+  // UTC, not local time: the year matches gmtime's for the same moment.
+  std::tm tm{};
+  gmtime_r(&before, &tm);
+  EXPECT_EQ(iso.substr(0, 4), std::to_string(1900 + tm.tm_year));
+}

@@ -1,3 +1,4 @@
+#include "syncprobe/clock.h"
 #include "syncprobe/executor.h"
 
 #include <algorithm>
@@ -12,15 +13,6 @@
 
 namespace syncprobe {
 
-std::string utc_timestamp() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
 CaseResult error_result(const Target& t, const Case& c, const std::string& why) {
   CaseResult r;
   r.case_id = c.id;
@@ -30,7 +22,7 @@ CaseResult error_result(const Target& t, const Case& c, const std::string& why) 
   r.environment = t.environment();
   r.status = CaseStatus::error;
   r.reason = why;
-  r.started_at = utc_timestamp();
+  r.started_at = utc_now();
   return r;
 }
 

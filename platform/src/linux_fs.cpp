@@ -1,3 +1,4 @@
+#include "syncprobe/clock.h"
 #include "syncprobe/linux_fs.h"
 
 #include <fcntl.h>
@@ -92,15 +93,6 @@ std::string kernel_release() {
   utsname u{};
   uname(&u);
   return u.release;
-}
-
-std::string now_iso8601() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 KernelLog::KernelLog() {

@@ -130,7 +130,7 @@ class Parser {
       error(*steps, "'step' must be an array of tables",
             "write step = [ { op = \"open\", fd = \"a\" }, ... ] or [[step]] tables");
     }
-    check_flow(c);
+    parse::check_flow(c, [&](const Step& s, std::string m, std::string h) { at(s, std::move(m), std::move(h)); });
     const parse::ErrorAt report = [this](const toml::source_region& at, std::string m, std::string h) {
       error(at, std::move(m), std::move(h));
     };
@@ -421,75 +421,6 @@ class Parser {
     return step;
   }
 
-  // Descriptors are opened before use and not used after close; probes are
-  // unique; proofs and @probe references name steps that exist (proofs: a
-  // later read_back).
-  void check_flow(const Case& c) {
-    std::map<std::string, std::string> open;  // fd name -> process
-    std::map<std::string, size_t> probes;
-    std::set<std::string> procs;
-    for (const Step& s : c.steps) {
-      if (s.proc.empty() || procs.count(s.proc)) continue;
-      if (procs.size() == kMaxProcesses) {
-        at(s, "process '" + s.proc + "' is one more than the " + std::to_string(kMaxProcesses) +
-                  " processes a case may use", "let the processes share names");
-        break;
-      }
-      procs.insert(s.proc);
-    }
-    if (c.steps.size() > kMaxSteps)
-      at(c.steps[kMaxSteps], "the case has " + std::to_string(c.steps.size()) + " steps, more than " +
-                                 std::to_string(kMaxSteps), "split it into several cases");
-    for (size_t i = 0; i < c.steps.size(); ++i) {
-      const Step& s = c.steps[i];
-      if (!s.probe.empty()) {
-        if (probes.count(s.probe))
-          at(s, "probe '" + s.probe + "' is used twice in this case", "give each step its own probe");
-        probes[s.probe] = i;
-      }
-      if (s.kind == StepKind::power_cut || s.kind == StepKind::read_back) {
-        open.clear();
-        continue;
-      }
-      if (s.kind == StepKind::remount && !open.empty())
-        at(s, "descriptor '" + open.begin()->first + "' is still open at the remount",
-           "close it first: an unmount needs every file closed");
-      if (!s.has("fd")) continue;
-      const std::string fd = s.arg("fd");
-      if (s.kind == StepKind::open) {
-        if (open.count(fd))
-          at(s, "descriptor '" + fd + "' is already open", "close it first, or use another name");
-        open[fd] = s.proc;
-        continue;
-      }
-      auto it = open.find(fd);
-      if (it == open.end()) {
-        at(s, "descriptor '" + fd + "' is not open here",
-           "open it first: { op = \"open\", fd = \"" + fd + "\"" +
-               (s.proc != "a" ? ", proc = \"" + s.proc + "\"" : "") + " }");
-      } else if (it->second != s.proc) {
-        at(s, "descriptor '" + fd + "' belongs to process '" + it->second + "', not '" + s.proc + "'",
-           "add proc = \"" + it->second + "\" or open it in process '" + s.proc + "'");
-      } else if (s.kind == StepKind::close) {
-        open.erase(it);
-      }
-    }
-    for (size_t i = 0; i < c.steps.size(); ++i) {
-      const Step& s = c.steps[i];
-      if (!s.check) continue;
-      if (!s.check->proof.empty()) {
-        auto p = probes.find(s.check->proof);
-        if (p == probes.end() || p->second <= i || c.steps[p->second].kind != StepKind::read_back)
-          at(s, "proof '" + s.check->proof + "' names no later read_back",
-             "add { op = \"read_back\", probe = \"" + s.check->proof + "\" } after this step");
-      }
-      const std::string& tag = s.check->expect_tag;
-      if (!tag.empty() && tag[0] == '@' && !probes.count(tag.substr(1)))
-        at(s, "expect_tag '" + tag + "' names no step of this case",
-           "label the step whose reading you mean with probe = \"" + tag.substr(1) + "\"");
-    }
-  }
-
   void at(const Step& s, std::string message, std::string hint) {
     errors_.push_back({file_, s.line, s.column, std::move(message), std::move(hint)});
   }
@@ -517,67 +448,6 @@ ParseOutcome parse_case_text(std::string_view text, const std::string& file,
   if (auto c = p.parse(root)) {
     c->hash = sha256_hex(text);
     out.cases.push_back(std::move(*c));
-  }
-  return out;
-}
-
-ParseOutcome parse_case_file(const std::string& path, const CapabilityTable* capabilities) {
-  // Only a regular file of bounded size: a FIFO would block, /dev/zero never ends.
-  auto fail = [&](std::string why, std::string hint) {
-    return ParseOutcome{{}, {CaseError{path, 0, 0, std::move(why), std::move(hint)}}};
-  };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return fail(std::string("cannot read the case file: ") + std::strerror(errno), "check the path");
-  struct stat st{};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    const char* kind = S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) ? "a character device"
-                       : S_ISBLK(st.st_mode) ? "a block device" : S_ISDIR(st.st_mode) ? "a directory"
-                       : S_ISSOCK(st.st_mode) ? "a socket" : "not a file";
-    return fail(std::string("not a regular file (") + kind + ")", "a case is a .toml file; remove or rename this one");
-  }
-  if (uint64_t(st.st_size) > kMaxCaseFileBytes) {
-    ::close(fd);
-    return fail("larger than " + size_text(kMaxCaseFileBytes) + " (" + std::to_string(st.st_size) + " bytes)",
-                "a case is a short script; split it");
-  }
-  std::string text(size_t(st.st_size), '\0');
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::read(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += size_t(n);
-  }
-  ::close(fd);
-  text.resize(done);
-  return parse_case_text(text, path, capabilities);
-}
-
-ParseOutcome load_cases(const std::string& dir, const CapabilityTable* capabilities) {
-  ParseOutcome out;
-  std::error_code ec;
-  if (!std::filesystem::is_directory(dir, ec))
-    return {{}, {CaseError{dir, 0, 0, "no such case directory", "give --cases DIR with *.toml files"}}};
-  std::vector<std::string> files;
-  for (const auto& e : std::filesystem::directory_iterator(dir, ec))
-    if (e.path().extension() == ".toml") files.push_back(e.path().string());
-  std::sort(files.begin(), files.end());
-  if (files.empty())
-    return {{}, {CaseError{dir, 0, 0, "no *.toml case files here", "give --cases DIR with *.toml files"}}};
-  std::map<std::string, std::string> seen;
-  for (const auto& f : files) {
-    ParseOutcome one = parse_case_file(f, capabilities);
-    out.errors.insert(out.errors.end(), one.errors.begin(), one.errors.end());
-    for (auto& c : one.cases) {
-      if (auto it = seen.find(c.id); it != seen.end()) {
-        out.errors.push_back({f, 1, 1, "case id '" + c.id + "' is also the id of " + it->second,
-                              "give each case its own id"});
-        continue;
-      }
-      seen[c.id] = f;
-      out.cases.push_back(std::move(c));
-    }
   }
   return out;
 }

@@ -38,7 +38,6 @@ int merge_command(const std::vector<std::string>& runs, const std::string& out_d
 
 // A new run id, "YYYYMMDD-HHMMSS-xxxx" (UTC, 16 random bits), and the UTC time in `format`.
 std::string new_run_id();
-std::string utc_now(const char* format);
 
 // Classifies RESULTS_DIR (writes RESULTS_DIR/summary.json) and prints the
 // profiles and rule verdicts.

@@ -37,7 +37,5 @@ CaseResult error_result(const Target& t, const Case& c, const std::string& why);
 // A result for a case on a target that is unavailable here: `skipped`.
 CaseResult unavailable_result(const Target& t, const Case& c, const std::string& why);
 
-// Now, UTC, ISO 8601 ("2026-11-25T10:00:00Z").
-std::string utc_timestamp();
 
 }  // namespace syncprobe

@@ -35,9 +35,6 @@ bool process_is(pid_t pid, uint64_t start);
 // uname -r
 std::string kernel_release();
 
-// UTC now as 2026-11-24T14:01:02Z.
-std::string now_iso8601();
-
 // Kernel messages (/dev/kmsg) logged from construction on.
 class KernelLog {
  public:

@@ -7,6 +7,7 @@
 // device of a sparse image instead. Either way the case runs on the one
 // MountedStorage (platform/), and everything acquired is recorded in the
 // run's marker first, so a killed run is cleaned up by the next.
+#include "syncprobe/clock.h"
 #include "syncprobe/host_target.h"
 
 #include <fcntl.h>
@@ -149,7 +150,7 @@ class HostTarget final : public Target {
     r.case_hash = c.hash;
     r.target = name();
     r.environment = environment();
-    r.started_at = now_iso8601();
+    r.started_at = utc_now();
     const auto t0 = std::chrono::steady_clock::now();
     KernelLog klog;
     std::string slug = name();

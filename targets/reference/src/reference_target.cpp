@@ -3,20 +3,12 @@
 #include <chrono>
 #include <ctime>
 
+#include "syncprobe/clock.h"
 #include "syncprobe/interpreter.h"
 #include "syncprobe/reference_storage.h"
 
 namespace syncprobe {
 namespace {
-
-std::string now_iso8601() {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 class ReferenceTarget final : public Target {
  public:
@@ -44,7 +36,7 @@ class ReferenceTarget final : public Target {
     r.case_hash = c.hash;
     r.target = name();
     r.environment = environment();
-    r.started_at = now_iso8601();
+    r.started_at = utc_now();
     const auto t0 = std::chrono::steady_clock::now();
     std::string error;
     auto storage = make_reference_storage(policy_, error);

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "../src/guest_protocol.h"
+#include "syncprobe/clock.h"
 #include "syncprobe/blockdev_storage.h"
 #include "syncprobe/dm_injector.h"
 #include "syncprobe/interpreter.h"
@@ -83,7 +84,7 @@ void run_target(const vm::GuestTarget& t, const std::vector<Case>& cases, int ti
     r.case_file = c.file;
     r.case_hash = c.hash;
     r.target = t.name;
-    r.started_at = now_iso8601();
+    r.started_at = utc_now();
     const nlohmann::json env = {{"kind", "vm"}, {"kernel", kernel_release()}, {"fs", t.fs.fs},
                                 {"mount_options", t.fs.options}, {"measured", true}};
     r.environment = env;

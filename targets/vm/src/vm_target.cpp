@@ -4,6 +4,7 @@
 // fetch, add), initramfs, qemu (one boot) and guest_protocol (what travels
 // to and from the guest). This file is the Target and the CLI's entry points.
 // One boot runs every case on every filesystem of one kernel.
+#include "syncprobe/clock.h"
 #include "syncprobe/vm_target.h"
 
 #include <signal.h>
@@ -132,7 +133,7 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(const std::ve
                                                                    const std::vector<const Case*>& cases,
                                                                    const RunContext& ctx) {
   std::map<std::string, std::vector<CaseResult>> results;
-  const auto started = now_iso8601();
+  const auto started = utc_now();
   auto fail_all = [&](const std::string& reason) {
     for (Target* t : targets)
       for (const Case* c : cases) results[t->name()].push_back(unreported(*t, *c, started, reason));

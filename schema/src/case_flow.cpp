@@ -1,0 +1,80 @@
+// The case's flow: what can only be checked once every step is parsed.
+#include <map>
+#include <set>
+#include <string>
+
+#include "parse_support.h"
+#include "syncprobe/steps.h"
+
+namespace syncprobe::parse {
+
+// Descriptors are opened before use and not used after close; probes are
+// unique; proofs and @probe references name steps that exist (proofs: a
+// later read_back).
+void check_flow(const Case& c, const StepErrorAt& at) {
+  std::map<std::string, std::string> open;  // fd name -> process
+  std::map<std::string, size_t> probes;
+  std::set<std::string> procs;
+  for (const Step& s : c.steps) {
+    if (s.proc.empty() || procs.count(s.proc)) continue;
+    if (procs.size() == kMaxProcesses) {
+      at(s, "process '" + s.proc + "' is one more than the " + std::to_string(kMaxProcesses) +
+                " processes a case may use", "let the processes share names");
+      break;
+    }
+    procs.insert(s.proc);
+  }
+  if (c.steps.size() > kMaxSteps)
+    at(c.steps[kMaxSteps], "the case has " + std::to_string(c.steps.size()) + " steps, more than " +
+                               std::to_string(kMaxSteps), "split it into several cases");
+  for (size_t i = 0; i < c.steps.size(); ++i) {
+    const Step& s = c.steps[i];
+    if (!s.probe.empty()) {
+      if (probes.count(s.probe))
+        at(s, "probe '" + s.probe + "' is used twice in this case", "give each step its own probe");
+      probes[s.probe] = i;
+    }
+    if (s.kind == StepKind::power_cut || s.kind == StepKind::read_back) {
+      open.clear();
+      continue;
+    }
+    if (s.kind == StepKind::remount && !open.empty())
+      at(s, "descriptor '" + open.begin()->first + "' is still open at the remount",
+         "close it first: an unmount needs every file closed");
+    if (!s.has("fd")) continue;
+    const std::string fd = s.arg("fd");
+    if (s.kind == StepKind::open) {
+      if (open.count(fd))
+        at(s, "descriptor '" + fd + "' is already open", "close it first, or use another name");
+      open[fd] = s.proc;
+      continue;
+    }
+    auto it = open.find(fd);
+    if (it == open.end()) {
+      at(s, "descriptor '" + fd + "' is not open here",
+         "open it first: { op = \"open\", fd = \"" + fd + "\"" +
+             (s.proc != "a" ? ", proc = \"" + s.proc + "\"" : "") + " }");
+    } else if (it->second != s.proc) {
+      at(s, "descriptor '" + fd + "' belongs to process '" + it->second + "', not '" + s.proc + "'",
+         "add proc = \"" + it->second + "\" or open it in process '" + s.proc + "'");
+    } else if (s.kind == StepKind::close) {
+      open.erase(it);
+    }
+  }
+  for (size_t i = 0; i < c.steps.size(); ++i) {
+    const Step& s = c.steps[i];
+    if (!s.check) continue;
+    if (!s.check->proof.empty()) {
+      auto p = probes.find(s.check->proof);
+      if (p == probes.end() || p->second <= i || c.steps[p->second].kind != StepKind::read_back)
+        at(s, "proof '" + s.check->proof + "' names no later read_back",
+           "add { op = \"read_back\", probe = \"" + s.check->proof + "\" } after this step");
+    }
+    const std::string& tag = s.check->expect_tag;
+    if (!tag.empty() && tag[0] == '@' && !probes.count(tag.substr(1)))
+      at(s, "expect_tag '" + tag + "' names no step of this case",
+         "label the step whose reading you mean with probe = \"" + tag.substr(1) + "\"");
+  }
+}
+
+}  // namespace syncprobe::parse

@@ -17,6 +17,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 #include <thread>
 
@@ -69,6 +70,17 @@ bool alive(pid_t pid, uint64_t start) {
   return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
 }
 
+// True when `pid` is a postgres server of the data directory `data` (a stale
+// postmaster.pid may name a pid reused by another program).
+bool serves(pid_t pid, const std::string& data) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+  std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (char& c : cmdline)
+    if (c == '\0') c = ' ';
+  return cmdline.find("postgres") != std::string::npos &&
+         cmdline.find("-D " + data + " ") != std::string::npos;
+}
+
 std::vector<pid_t> children_of(pid_t parent) {
   std::vector<pid_t> out;
   if (DIR* d = opendir("/proc")) {
@@ -113,7 +125,8 @@ class PgServer final : public AppServer {
                                session_.timeout(), evidence);
     std::ifstream pidfile(data_ + "/postmaster.pid");
     pid_t pid = 0;
-    if (pidfile >> pid && pid > 0 && r.ok()) {
+    // Also when pg_ctl gave up waiting: a postmaster that did start must be stopped later.
+    if (pidfile >> pid && pid > 0 && serves(pid, data_)) {
       pid_ = pid;
       start_ = process_start_time(pid);
       // Recorded as soon as its pid is known: a killed run's successor kills it.
@@ -233,6 +246,17 @@ class PostgresDriver final : public AppDriver {
     PgServer& pg = *handle->server;
     SysResult r = SysResult::success(0);
     if (call.action == "restart") {
+      // What the page cache holds of the table and the WAL now: whether a
+      // "kept" scenario really kept them (another program's drop_caches may not).
+      for (const char* which : {"table", "wal"}) {
+        json ev;
+        std::string out;
+        SysResult f = run_recorded({"fincore", "--bytes", "--noheadings", "--output", "RES",
+                                    path + "." + which},
+                                   session.timeout(), ev, &out);
+        evidence["resident_before_restart"][which] =
+            f.ok() ? json(std::strtoull(out.c_str(), nullptr, 10)) : json(ev.value("output", ""));
+      }
       const std::string note = pg.stop(false);
       if (!note.empty()) evidence["stop_note"] = note;
       pg.log_into(evidence["before_restart"]);

@@ -1,7 +1,9 @@
-"""Application scenarios on host:ext4 (docs/apps.md): sqlite3 and qemu-io run
-on the case's scratch filesystem while the FUSE device fails the writes of
-their file. What is asserted is what the programs were measured to do on
-this machine's kernel, and was reproduced by hand (docs/apps.md)."""
+"""Application scenarios on host:ext4 (docs/apps.md): sqlite3, qemu-io and a
+private PostgreSQL server run on the case's scratch filesystem while the FUSE
+device fails the writes of their files, or while libfiu fails their sync
+calls in front of the kernel. What is asserted is what the programs were
+measured to do on this machine's kernel (docs/apps.md says which rows were
+reproduced by hand)."""
 import json
 import os
 import pathlib
@@ -16,7 +18,20 @@ pytestmark = [
     pytest.mark.skipif(not pathlib.Path("/dev/fuse").exists(), reason="no /dev/fuse"),
     pytest.mark.skipif(not shutil.which("sqlite3"), reason="sqlite3 missing (scripts/setup)"),
     pytest.mark.skipif(not shutil.which("qemu-io"), reason="qemu-utils missing (scripts/setup)"),
+    pytest.mark.skipif(not shutil.which("psql") or not list(pathlib.Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")),
+                       reason="postgresql missing (scripts/setup)"),
+    pytest.mark.skipif(not shutil.which("fiu-run"), reason="fiu-utils missing (scripts/setup)"),
 ]
+
+DEVICE_CASES = {"app-sqlite-rollback-data-fault", "app-sqlite-wal-data-fault",
+                "app-qemu-raw-writeback-flush-fault", "app-qemu-raw-none-flush-fault",
+                "app-qemu-qcow2-writeback-flush-fault",
+                "app-postgres-checkpoint-fault-retry-off", "app-postgres-checkpoint-fault-retry-on-kept",
+                "app-postgres-checkpoint-fault-retry-on-evicted", "app-postgres-checkpoint-fault-retry-on-reread",
+                "app-postgres-wal-fault-kept", "app-postgres-wal-fault-evicted",
+                "app-qemu-raw-writeback-keep-flush-fault"}
+LIBFIU_CASES = {"app-sqlite-rollback-libfiu-fdatasync", "app-qemu-raw-writeback-libfiu-fdatasync",
+                "app-qemu-raw-writeback-keep-libfiu-fdatasync"}
 
 TARGET = "host:ext4"
 
@@ -37,21 +52,58 @@ def reads(row):
     return [(r.get("read"), r["outcome"]) for r in row["reads"]]
 
 
+def command_paths(app):
+    """The paths a program was given: files it works on, not the programs run."""
+    argv = app["command"]
+    paths = [a for a in argv[1:] if a.startswith("/") and not a.startswith("/usr/")]
+    return paths
+
+
 def test_programs_ran_on_the_scratch_filesystem_and_left_nothing(app_run):
     out, scratch, rows = app_run
-    assert set(rows) == {"app-sqlite-rollback-data-fault", "app-sqlite-wal-data-fault",
-                         "app-qemu-raw-writeback-flush-fault", "app-qemu-raw-none-flush-fault",
-                         "app-qemu-qcow2-writeback-flush-fault"}
+    assert set(rows) == DEVICE_CASES | LIBFIU_CASES
+    sockets = set()
     for case in rows:
         result, _ = load_results(out, TARGET, case)
         assert result["status"] == "completed", result["reason"]
         for obs in result["steps"]:
-            if obs["op"] == "app":
-                if "command" not in obs["detail"]["app"]:
-                    continue  # raw images have no check to run
-                paths = [a for a in obs["detail"]["app"]["command"] if a.startswith("/")]
-                assert paths and all(a.startswith(str(scratch) + "/") for a in paths), paths
+            if obs["op"] != "app" or "command" not in obs["detail"]["app"]:
+                continue  # raw images have no check to run; sqlite/qemu restarts run nothing
+            app = obs["detail"]["app"]
+            if "started" in app:  # a qemu-io kept running: its own command line
+                started = [a for a in app["started"][1:] if a.startswith("/")]
+                assert started and all(a.startswith(str(scratch) + "/") for a in started), app["started"]
+            if app["command"][0] == "qemu-io (kept running)":
+                continue  # commands sent to the process started above
+            if app["program"] == "postgres":
+                # The server's socket and log live in a private directory made
+                # for it; psql reaches it there and nowhere else (no TCP).
+                argv = app["command"]
+                assert "-p" not in argv and "--port" not in argv
+                if argv[0] == "psql":
+                    sockets.add(argv[argv.index("-h") + 1])
+                    continue
+            paths = [p for p in command_paths(app) if not p.startswith("/tmp/syncprobe-pg-")]
+            assert paths and all(a.startswith(str(scratch) + "/") for a in paths), (case, app["command"])
+    assert sockets and all(s.startswith("/tmp/syncprobe-pg-") for s in sockets), sockets
+    # Every server was stopped and its private directory removed.
+    assert [s for s in sockets if pathlib.Path(s).exists()] == []
     assert leftovers(scratch) == []
+    assert server_processes(scratch) == []
+
+
+def server_processes(scratch):
+    found = []
+    for proc in pathlib.Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if str(scratch) + "/" in cmd:
+            found.append(f"process {proc.name}: {cmd[:120]}")
+    return found
 
 
 def test_sqlite_rollback_reports_and_rolls_back(app_run):
@@ -119,3 +171,156 @@ def test_report_shows_the_application_table(app_run, syncprobe, tmp_path):
     assert "app-qemu-raw-writeback-flush-fault" in table
     assert "34 → FF" in table and "v1 → failed-absent" in table
     assert "fuse-blockdev" in table
+
+
+def test_postgres_listens_on_its_private_socket_only(app_run):
+    out, _, _ = app_run
+    _, p = load_results(out, TARGET, "app-postgres-checkpoint-fault-retry-off")
+    log = p["app.scan"]["detail"]["app"]["server_log"] + p["app.restart"]["detail"]["app"]["server_log"]
+    assert "listening on Unix socket \"/tmp/syncprobe-pg-" in log
+    assert "listening on IPv" not in log
+
+
+def test_postgres_retry_off_panics_and_wal_replay_restores(app_run):
+    out, _, rows = app_run
+    case = "app-postgres-checkpoint-fault-retry-off"
+    row = rows[case]
+    _, p = load_results(out, TARGET, case)
+    # The commit only needs the WAL: acknowledged while the table file fails.
+    assert p["app.faulted_put"]["detail"]["app"]["acknowledged"] is True
+    cp = p["app.faulted_checkpoint"]
+    assert cp["ret"] == -1 and cp["injected"] >= 1
+    assert cp["detail"]["app"]["panic"] is True
+    assert "PANIC:  could not fsync file" in cp["detail"]["app"]["server_log"]
+    assert p["app.running"]["ret"] == -1  # nobody answers: the server stopped itself
+    assert p["app.running"]["detail"]["app"]["server_running"] is False
+    assert p["app.restart"]["ret"] == 0
+    assert "panic" in row["detected"]
+    # Recovery replays v2 from the WAL: nothing acknowledged is lost.
+    assert p["app.after_restart"]["detail"]["app"]["read"] == "v2"
+    assert p["app.scan"]["detail"]["app"]["pairs"] == {"j": "w1", "k": "v2"}
+    assert row["outcomes"] == ["acked-present"]
+
+
+def require_kept(p, mode, which):
+    """A "kept" scenario needs its pages still cached at the restart; another
+    program's drop_caches (machine-wide) may have evicted them: then the case
+    measured nothing about the kept cache and the test cannot say anything."""
+    resident = p["app.restart"]["detail"]["app"]["resident_before_restart"][which]
+    assert isinstance(resident, int), resident
+    if mode == "kept" and resident == 0:
+        pytest.skip(f"the {which} file's pages were evicted by something else before the restart")
+    if mode == "evicted":
+        assert resident == 0
+
+
+@pytest.mark.parametrize("mode,after", [("kept", "v2"), ("evicted", "v1")])
+def test_postgres_retry_on_loses_an_acknowledged_commit_once_evicted(app_run, mode, after):
+    out, _, rows = app_run
+    case = f"app-postgres-checkpoint-fault-retry-on-{mode}"
+    row = rows[case]
+    _, p = load_results(out, TARGET, case)
+    cp = p["app.faulted_checkpoint"]["detail"]["app"]
+    assert p["app.faulted_checkpoint"]["ret"] == -1 and cp["panic"] is False
+    assert "could not fsync file" in cp["output"] + cp["server_log"]
+    assert cp["server_running"] is True
+    # Still running, the server answers (j: a read of k would rewrite the page, see ...-reread).
+    assert p["app.running"]["detail"]["app"]["read"] == "w1"
+    # After heal the retried checkpoint succeeds although the pages never reached the disk.
+    assert p["app.retry_checkpoint"]["ret"] == 0
+    require_kept(p, mode, "table")
+    assert p["app.after_restart"]["detail"]["app"]["read"] == after
+    assert p["app.scan"]["detail"]["app"]["pairs"] == {"j": "w1", "k": after}
+    assert row["detected"] == ["error to the client"]
+    assert ("OV" in row["outcomes"]) == (mode == "evicted")
+
+
+def test_postgres_a_read_in_between_rewrites_the_page(app_run):
+    out, _, rows = app_run
+    case = "app-postgres-checkpoint-fault-retry-on-reread"
+    _, p = load_results(out, TARGET, case)
+    assert p["app.running"]["detail"]["app"]["read"] == "v2"
+    # The first read of k's row set a hint bit: the retried checkpoint wrote the page again.
+    assert "wrote 1 buffers" in p["app.retry_checkpoint"]["detail"]["app"]["server_log"]
+    assert p["app.after_restart"]["detail"]["app"]["read"] == "v2"
+    assert rows[case]["outcomes"] == ["acked-present"]
+
+
+@pytest.mark.parametrize("mode,after,verdict", [("kept", "v2", "FF"), ("evicted", "v1", "failed-absent")])
+def test_postgres_failed_wal_flush_panics_and_the_cache_decides(app_run, mode, after, verdict):
+    out, _, rows = app_run
+    case = f"app-postgres-wal-fault-{mode}"
+    row = rows[case]
+    _, p = load_results(out, TARGET, case)
+    put = p["app.faulted_put"]
+    assert put["detail"]["app"]["acknowledged"] is False and put["injected"] >= 1
+    assert put["detail"]["app"]["panic"] is True
+    require_kept(p, mode, "wal")
+    assert p["app.after_restart"]["detail"]["app"]["read"] == after
+    assert "panic" in row["detected"] and "error to the client" in row["detected"]
+    assert (p["app.after_restart"]["index"], verdict) in [(r["step"], r["outcome"]) for r in row["reads"]]
+
+
+def test_libfiu_faults_are_recorded_apart_from_device_faults(app_run):
+    out, _, rows = app_run
+    for case in LIBFIU_CASES:
+        assert rows[case]["fault_layer"] == "libfiu"
+        result, p = load_results(out, TARGET, case)
+        fault = next(s for s in result["steps"] if s["op"] == "fault")
+        assert fault["detail"]["layer"] == "libfiu"
+        assert fault["detail"]["point"] == "posix/io/sync/fdatasync"
+        assert fault["detail"]["errno"] == "EIO"
+        # The device failed nothing in the whole case.
+        assert all(s["injected"] == 0 for s in result["steps"])
+        put = p["app.faulted_put"]["detail"]["app"]
+        assert put["acknowledged"] is False
+        if "keep" in case:  # one qemu-io started under fiu-run; the fault reached it with fiu-ctrl
+            init = result["steps"][0]["detail"]["app"]
+            assert init["started"][:2] == ["fiu-run", "-x"]
+            assert len(fault["detail"]["reached"]) == 1
+        else:  # each program started after the fault, with the point enabled
+            assert put["under"] == "libfiu" and put["command"][:2] == ["fiu-run", "-x"]
+    for case in DEVICE_CASES:
+        assert rows[case]["fault_layer"] == "fuse-blockdev"
+
+
+def test_libfiu_sqlite_reports_and_keeps_the_old_value(app_run):
+    out, _, rows = app_run
+    row = rows["app-sqlite-rollback-libfiu-fdatasync"]
+    _, p = load_results(out, TARGET, "app-sqlite-rollback-libfiu-fdatasync")
+    assert "disk I/O error" in p["app.faulted_put"]["detail"]["app"]["output"]
+    assert p["app.after_restart"]["detail"]["app"]["read"] == "v1"
+    assert p["app.scan"]["detail"]["app"]["pairs"] == {"j": "w1", "k": "v1"}
+    assert row["detected"] == ["error to the client"]
+
+
+def test_libfiu_qemu_flush_fails_but_the_kernel_keeps_the_data(app_run):
+    out, _, rows = app_run
+    row = rows["app-qemu-raw-writeback-libfiu-fdatasync"]
+    _, p = load_results(out, TARGET, "app-qemu-raw-writeback-libfiu-fdatasync")
+    assert p["app.faulted_put"]["detail"]["app"]["exit_status"] == 1
+    # Unlike the device fault (17 after eviction), the kernel never saw a
+    # failure: the page stayed dirty and the failed flush's value stays.
+    assert reads(row) == [("34", "FF"), ("34", "FF")]
+
+
+# After eviction: under libfiu the kernel never saw a failure, so the page is
+# still dirty and 34 stays. With the device fault the value after eviction is
+# recorded but not asserted: 34 was measured, unlike the one-process-per-action
+# case (17), and not explained yet (docs/apps.md).
+@pytest.mark.parametrize("case,evicted", [("app-qemu-raw-writeback-keep-flush-fault", None),
+                                          ("app-qemu-raw-writeback-keep-libfiu-fdatasync", "34")])
+def test_qemu_kept_running_refuses_to_flush_again_until_restarted(app_run, case, evicted):
+    out, _, rows = app_run
+    row = rows[case]
+    _, p = load_results(out, TARGET, case)
+    assert "write failed: Input/output error" in p["app.faulted_put"]["detail"]["app"]["output"]
+    # After the heal the same QEMU refuses every flush (its page cache is
+    # inconsistent); a restarted one flushes again.
+    assert "write failed: Input/output error" in p["app.retry_flush"]["detail"]["app"]["output"]
+    assert p["app.put_after_restart"]["detail"]["app"]["acknowledged"] is True
+    assert row["detected"] == ["error to the client", "refusal to continue"]
+    assert p["app.running"]["detail"]["app"]["read"] == "34"
+    if evicted:
+        assert p["app.after_evict"]["detail"]["app"]["read"] == evicted
+    assert "FF" in row["outcomes"]

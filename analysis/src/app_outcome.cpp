@@ -44,6 +44,28 @@ std::string judge(const std::vector<Put>& puts, const json& ev) {
   return "VC";
 }
 
+// A scan lists every key: a key never put is a corrupted key (KC); each key
+// put is judged as a read, and one missing after an acknowledged put is KNF.
+void scan(const std::map<std::string, std::vector<Put>>& puts, const json& ev, size_t step,
+          json& reads, json& outcomes) {
+  const json pairs = ev.value("pairs", json::object());
+  for (const auto& [key, value] : pairs.items()) {
+    json read = {{"step", step}, {"key", key}, {"read", value}};
+    const auto it = puts.find(key);
+    const std::string verdict =
+        it == puts.end() ? "KC" : judge(it->second, {{"found", true}, {"read", value}});
+    read["outcome"] = verdict;
+    reads.push_back(read);
+    add(outcomes, verdict);
+  }
+  for (const auto& [key, list] : puts) {
+    if (pairs.contains(key)) continue;
+    const std::string verdict = judge(list, {{"found", false}});
+    reads.push_back({{"step", step}, {"key", key}, {"read", nullptr}, {"outcome", verdict}});
+    add(outcomes, verdict);
+  }
+}
+
 }  // namespace
 
 json app_outcome(const CaseResult& r) {
@@ -71,12 +93,22 @@ json app_outcome(const CaseResult& r) {
     const bool crashed = ev.value("exit_status", 0) < 0 && !o.result.hung;
     if (o.result.hung) add(detected, "hang");
     else if (crashed) add(detected, "crash");
+    // A server that logged PANIC stopped itself rather than go on.
+    if (ev.value("panic", false) ||
+        (ev.contains("before_restart") && ev["before_restart"].value("panic", false)))
+      add(detected, "panic");
     if (action == "put") {
       puts[key].push_back(Put{ev.value("value", ""), o.result.ok(), o.index});
+      // A put refused after the heal: the program will not go on (QEMU after a failed flush).
+      if (!o.result.ok() && !crashed && !o.result.hung)
+        add(detected, faulted && !active ? "refusal to continue" : "error to the client");
+      continue;
+    }
+    if (action == "checkpoint") {
       if (!o.result.ok() && !crashed && !o.result.hung) add(detected, "error to the client");
       continue;
     }
-    if (action == "get" || action == "check") {
+    if (action == "get" || action == "check" || action == "scan" || action == "restart") {
       const bool refused = !o.result.ok() || (action == "check" && !ev.value("consistent", false));
       if (refused && faulted) {
         // While the fault is in place a refusal is how the failure shows;
@@ -87,7 +119,11 @@ json app_outcome(const CaseResult& r) {
         reads.push_back({{"step", o.index}, {"action", action}, {"key", key}, {"outcome", verdict}});
         continue;
       }
-      if (action == "check") continue;
+      if (action == "check" || action == "restart") continue;
+      if (action == "scan") {
+        scan(puts, ev, o.index, reads, outcomes);
+        continue;
+      }
       json read = {{"step", o.index}, {"key", key}, {"read", ev.value("read", json())}};
       const std::string verdict = judge(puts[key], ev);
       read["outcome"] = verdict;

@@ -26,6 +26,14 @@ class Script {
   Script& check(bool consistent) {
     return app("check", {{"consistent", consistent}}, SysResult::success(0), 0);
   }
+  Script& scan(json pairs) { return app("scan", {{"pairs", pairs}}, SysResult::success(0), 0); }
+  Script& checkpoint(bool ok, bool panic) {
+    return app("checkpoint", {{"panic", panic}}, ok ? SysResult::success(0) : SysResult::failure(0),
+               ok ? 0 : 2);
+  }
+  Script& restart(bool ok) {
+    return app("restart", json::object(), ok ? SysResult::success(0) : SysResult::failure(0), ok ? 0 : 1);
+  }
   Script& crash_put(const std::string& key, const std::string& value) {
     return app("put", {{"key", key}, {"value", value}}, SysResult::failure(0), -1);
   }
@@ -151,6 +159,45 @@ TEST(AppOutcome, KilledProgramIsACrash) {
   s.put("k", "v1", true).fault().crash_put("k", "v2").get("k", "v1");
   EXPECT_EQ(s.detected(), V{"crash"});
   EXPECT_EQ(s.outcomes(), V{"failed-absent"});
+}
+
+TEST(AppOutcome, ScanFindsACorruptedKeyAndAMissingOne) {
+  Script s;
+  s.put("a", "1", true).put("b", "2", true).fault().heal().scan({{"a", "1"}, {"x", "2"}});
+  EXPECT_EQ(s.outcomes(), (V{"acked-present", "KC", "KNF"}));
+  const json reads = s.outcome()["reads"];
+  ASSERT_EQ(reads.size(), 3u);
+  EXPECT_EQ(reads[1]["key"], "x");
+  EXPECT_EQ(reads[1]["outcome"], "KC");
+  EXPECT_EQ(reads[2]["key"], "b");
+  EXPECT_EQ(reads[2]["outcome"], "KNF");
+}
+
+TEST(AppOutcome, ScanSeesACorruptedValue) {
+  Script s;
+  s.put("a", "1", true).fault().heal().scan({{"a", "1x"}});
+  EXPECT_EQ(s.outcomes(), V{"VC"});
+}
+
+TEST(AppOutcome, PanicOnAFailedCheckpointIsDetection) {
+  Script s;
+  s.put("k", "v1", true).fault().put("k", "v2", true).checkpoint(false, true).heal().restart(true).get(
+      "k", "v2");
+  EXPECT_EQ(s.detected(), (V{"panic", "error to the client"}));
+  EXPECT_EQ(s.outcomes(), V{"acked-present"});
+}
+
+TEST(AppOutcome, APutRefusedAfterTheHealIsRefusalToContinue) {
+  Script s;
+  s.put("1", "17", true).fault().put("1", "34", false).heal().put("2", "51", false).get("1", "34");
+  EXPECT_EQ(s.detected(), (V{"error to the client", "refusal to continue"}));
+  EXPECT_EQ(s.outcomes(), V{"FF"});
+}
+
+TEST(AppOutcome, ARestartThatFailsAfterTheHealRefusesStart) {
+  Script s;
+  s.put("k", "v1", true).fault().heal().restart(false);
+  EXPECT_EQ(s.outcomes(), V{"refuses-start"});
 }
 
 TEST(AppOutcome, RowsForAppCasesAndSkipsForMissingPrograms) {

@@ -4,7 +4,9 @@
 
 namespace syncprobe {
 
-std::vector<const AppDriver*> app_drivers() { return {&sqlite_driver(), &qemu_driver()}; }
+std::vector<const AppDriver*> app_drivers() {
+  return {&sqlite_driver(), &qemu_driver(), &postgres_driver()};
+}
 
 const AppDriver* find_app_driver(std::string_view name) {
   for (const auto* d : app_drivers())
@@ -50,8 +52,46 @@ SysResult run_recorded(const std::vector<std::string>& argv, std::chrono::millis
   return r.ok() ? SysResult::success(0) : SysResult::failure(0);
 }
 
-SysResult run_app(const AppCall& call, const std::string& root,
-                  std::chrono::milliseconds timeout, nlohmann::json& evidence) {
+AppSession::AppSession(std::string root, std::chrono::milliseconds timeout, Ledger& ledger,
+                       Injector* process_injector)
+    : root_(std::move(root)), timeout_(timeout), ledger_(ledger), injector_(process_injector) {}
+
+AppSession::~AppSession() { stop(false); }
+
+AppRunner app_runner(Ledger& ledger) {
+  return [&ledger](const std::string& root, std::chrono::milliseconds timeout, Injector* injector) {
+    return std::unique_ptr<AppHost>(std::make_unique<AppSession>(root, timeout, ledger, injector));
+  };
+}
+
+std::string AppSession::stop(bool kill) {
+  std::string note;
+  for (auto& [key, server] : servers_) {
+    const std::string n = server->stop(kill);
+    if (!n.empty()) note += (note.empty() ? "" : "; ") + n;
+  }
+  servers_.clear();
+  return note;
+}
+
+AppServer* AppSession::server(const std::string& key) {
+  auto it = servers_.find(key);
+  return it == servers_.end() ? nullptr : it->second.get();
+}
+
+void AppSession::keep(const std::string& key, std::unique_ptr<AppServer> server) {
+  servers_[key] = std::move(server);
+}
+
+SysResult AppSession::run_program(const std::vector<std::string>& argv, nlohmann::json& evidence,
+                                  std::string* full_output) {
+  if (!injector_ || find_program(argv.front()).empty())
+    return run_recorded(argv, timeout_, evidence, full_output);
+  evidence["under"] = injector_->layer();
+  return run_recorded(injector_->command(argv), timeout_, evidence, full_output);
+}
+
+SysResult AppSession::run(const AppCall& call, nlohmann::json& evidence) {
   evidence["program"] = call.program;
   evidence["action"] = call.action;
   evidence["variant"] = call.variant;
@@ -70,7 +110,7 @@ SysResult run_app(const AppCall& call, const std::string& root,
     evidence["error"] = "value '" + call.value + "' must be letters, digits, '_', '-', '.'";
     return SysResult::harness_failure("app driver");
   }
-  SysResult r = d->act(call, root + "/" + call.file, timeout, evidence);
+  SysResult r = d->act(call, *this, root_ + "/" + call.file, evidence);
   if (call.action == "put") evidence["acknowledged"] = r.ok();
   return r;
 }

@@ -3,6 +3,8 @@
 // program would be), synchronous=FULL, rollback journal or WAL.
 #include "syncprobe/app_driver.h"
 
+#include <sstream>
+
 namespace syncprobe {
 namespace {
 
@@ -16,7 +18,7 @@ class SqliteDriver final : public AppDriver {
   std::string_view name() const override { return "sqlite"; }
   std::vector<std::string> programs() const override { return {"sqlite3"}; }
 
-  SysResult act(const AppCall& call, const std::string& path, std::chrono::milliseconds timeout,
+  SysResult act(const AppCall& call, AppSession& session, const std::string& path,
                 nlohmann::json& evidence) const override {
     const std::string mode = call.variant.empty() ? "rollback" : call.variant;
     if (mode != "rollback" && mode != "wal") {
@@ -26,16 +28,15 @@ class SqliteDriver final : public AppDriver {
     evidence["journal_mode"] = mode == "wal" ? "WAL" : "DELETE";
     const std::string pragmas = "PRAGMA synchronous=FULL; ";
     if (call.action == "init")
-      return sql(path, std::string("PRAGMA journal_mode=") + (mode == "wal" ? "WAL" : "DELETE") +
+      return sql(session, path, std::string("PRAGMA journal_mode=") + (mode == "wal" ? "WAL" : "DELETE") +
                            "; CREATE TABLE IF NOT EXISTS kv(k TEXT PRIMARY KEY, v TEXT);",
-                 timeout, evidence);
+                 evidence);
     if (call.action == "put")
-      return sql(path, pragmas + "INSERT OR REPLACE INTO kv VALUES('" + call.key + "','" +
+      return sql(session, path, pragmas + "INSERT OR REPLACE INTO kv VALUES('" + call.key + "','" +
                            call.value + "');",
-                 timeout, evidence);
+                 evidence);
     if (call.action == "get") {
-      SysResult r = sql(path, pragmas + "SELECT v FROM kv WHERE k='" + call.key + "';", timeout,
-                        evidence);
+      SysResult r = sql(session, path, pragmas + "SELECT v FROM kv WHERE k='" + call.key + "';", evidence);
       if (r.ok()) {
         const std::string v = trim(evidence.value("output", std::string()));
         evidence["found"] = !v.empty();
@@ -43,17 +44,41 @@ class SqliteDriver final : public AppDriver {
       }
       return r;
     }
+    if (call.action == "scan") {
+      // Separator 0x1f: a key or value mangled into anything is still seen.
+      std::string out;
+      SysResult r = sql(session, path, "SELECT k || char(31) || v FROM kv ORDER BY k;", evidence, &out);
+      if (r.ok()) evidence["pairs"] = pairs(out);
+      return r;
+    }
+    if (call.action == "checkpoint")
+      return sql(session, path, "PRAGMA wal_checkpoint(TRUNCATE);", evidence);
+    if (call.action == "restart") {
+      evidence["note"] = "every sqlite3 action is a new process: nothing keeps running";
+      return SysResult::success(0);
+    }
     // check: SQLite's own consistency check.
-    SysResult r = sql(path, "PRAGMA integrity_check;", timeout, evidence);
+    SysResult r = sql(session, path, "PRAGMA integrity_check;", evidence);
     evidence["consistent"] = r.ok() && trim(evidence.value("output", std::string())) == "ok";
     return r;
   }
 
  private:
-  static SysResult sql(const std::string& path, const std::string& text,
-                       std::chrono::milliseconds timeout, nlohmann::json& evidence) {
+  static nlohmann::json pairs(const std::string& out) {
+    nlohmann::json p = nlohmann::json::object();
+    std::istringstream in(out);
+    for (std::string line; std::getline(in, line);) {
+      const auto sep = line.find('\x1f');
+      if (sep == std::string::npos) p[line] = nullptr;  // a row without its separator: corrupted
+      else p[line.substr(0, sep)] = trim(line.substr(sep + 1));
+    }
+    return p;
+  }
+
+  static SysResult sql(AppSession& session, const std::string& path, const std::string& text,
+                       nlohmann::json& evidence, std::string* out = nullptr) {
     evidence["sql"] = text;
-    return run_recorded({"sqlite3", "-bail", "-batch", path, text}, timeout, evidence);
+    return session.run_program({"sqlite3", "-bail", "-batch", path, text}, evidence, out);
   }
 };
 

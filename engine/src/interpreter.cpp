@@ -230,8 +230,11 @@ class Interpreter {
                     : range == "metadata" ? FaultRequest::Where::metadata
                     : range == "free"     ? FaultRequest::Where::free
                     : range == "journal"  ? FaultRequest::Where::journal
+                    : range == "libfiu"   ? FaultRequest::Where::libfiu
                                           : FaultRequest::Where::device;
         req.file = s.arg("file");
+        req.point = s.arg("point");
+        if (s.has("percent")) req.percent = std::stoi(s.arg("percent"));
         req.rule.op = fault_op_from_string(s.arg("io")).value_or(FaultOp::write);
         req.rule.mode = fault_mode_from_string(s.arg("mode")).value_or(FaultMode::error);
         req.rule.err = errno_from_name(s.arg("errno")).value_or(0);

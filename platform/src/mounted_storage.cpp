@@ -46,7 +46,11 @@ struct MountedStorage::Worker {
 
 MountedStorage::MountedStorage(StorageParts parts, nlohmann::json environment,
                                std::chrono::milliseconds step_timeout)
-    : parts_(std::move(parts)), environment_(std::move(environment)), timeout_(step_timeout) {}
+    : parts_(std::move(parts)), environment_(std::move(environment)), timeout_(step_timeout) {
+  if (parts_.app)
+    apps_ = parts_.app(parts_.fs->mountpoint(), timeout_,
+                       parts_.process_injectors.empty() ? nullptr : parts_.process_injectors.front().get());
+}
 
 MountedStorage::~MountedStorage() {
   try {
@@ -77,6 +81,9 @@ bool MountedStorage::kill_workers() {
 bool MountedStorage::teardown() {
   if (torn_down_) return note_.empty();
   torn_down_ = true;
+  // Programs first: a server holds files open on the filesystem.
+  const std::string programs = apps_ ? apps_->stop(false) : "";
+  if (!programs.empty()) note_ += (note_.empty() ? "" : "; ") + programs;
   kill_workers();
   if (parts_.fs && parts_.fs->mounted()) {
     SysResult u = parts_.fs->unmount();
@@ -130,6 +137,12 @@ bool MountedStorage::region_ranges(const FaultRequest& req, std::vector<ByteRang
 }
 
 SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail) {
+  if (req.where == FaultRequest::Where::libfiu) {
+    for (auto& i : parts_.process_injectors)
+      if (i->layer() == "libfiu") return i->fail_call(req.point, req.rule.err, req.percent, detail);
+    detail["error"] = "this storage runs no programs under libfiu";
+    return SysResult::failure(ENOTSUP);
+  }
   FaultRule rule = req.rule;
   rule.ranges.clear();
   rule.invert = false;
@@ -183,7 +196,14 @@ SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail)
   return parts_.device_injector->fault(rule, detail);
 }
 
-SysResult MountedStorage::heal() { return parts_.device_injector->heal(); }
+SysResult MountedStorage::heal() {
+  SysResult r = parts_.device_injector->heal();
+  for (auto& i : parts_.process_injectors) {
+    SysResult p = i->heal();
+    if (r.ok()) r = p;
+  }
+  return r;
+}
 
 SysResult MountedStorage::shutdown(ShutdownFlush flush, nlohmann::json& detail) {
   const std::string ioctl_name = parts_.fs->spec().shutdown;
@@ -207,8 +227,8 @@ SysResult MountedStorage::shutdown(ShutdownFlush flush, nlohmann::json& detail) 
 }
 
 SysResult MountedStorage::app(const AppCall& call, nlohmann::json& evidence) {
-  if (!parts_.app) return Storage::app(call, evidence);
-  return parts_.app(call, parts_.fs->mountpoint(), timeout_, evidence);
+  if (!apps_) return Storage::app(call, evidence);
+  return apps_->run(call, evidence);
 }
 
 SysResult MountedStorage::thin_limit(uint64_t headroom, FaultMode when_full, nlohmann::json& detail) {
@@ -232,6 +252,8 @@ SysResult MountedStorage::power_cut() {
   // mounted again on the restored device: recovery.
   SysResult cut = parts_.device_injector->power_cut();
   if (!cut.ok()) return cut;
+  const std::string programs = apps_ ? apps_->stop(true) : "";  // they die with the power
+  if (!programs.empty()) note_ += (note_.empty() ? "" : "; ") + programs;
   kill_workers();
   SysResult u = parts_.fs->unmount();
   if (u.hung) return u;

@@ -379,6 +379,16 @@ class Parser {
       }
       step.args[std::string(a.name)] = d;
     }
+    if (step.kind == StepKind::fault) {
+      const bool fiu = step.arg("range") == "libfiu";
+      if (fiu && !step.args.count("point"))
+        error(t, "a libfiu fault needs 'point' (the failure point of the programs' calls)",
+              "add point = \"posix/io/sync/fdatasync\"");
+      for (const char* k : {"point", "percent"})
+        if (!fiu && step.args.count(k))
+          error(*t.get(k), std::string("'") + k + "' is only meaningful with range = \"libfiu\"",
+                "add range = \"libfiu\" or remove it");
+    }
     step.proc = spec->in_process ? (evidence.count("proc") ? evidence["proc"] : "a") : "";
     step.probe = evidence["probe"];
     step.note = evidence["note"];

@@ -11,7 +11,9 @@ using namespace std::string_view_literals;
 constexpr std::array kOpenFlags = {"create"sv, "truncate"sv, "direct"sv, "sync"sv,
                                    "dsync"sv,  "rdonly"sv,   "directory"sv, "nocreate"sv};
 constexpr std::array kSfrFlags = {"wait_before"sv, "write"sv, "wait_after"sv};
-constexpr std::array kRanges = {"data"sv, "metadata"sv, "device"sv, "free"sv, "journal"sv};
+constexpr std::array kRanges = {"data"sv, "metadata"sv, "device"sv, "free"sv, "journal"sv, "libfiu"sv};
+constexpr std::array kFiuPoints = {"posix/io/sync/fsync"sv, "posix/io/sync/fdatasync"sv,
+                                   "posix/io/rw/pwrite"sv, "posix/io/rw/write"sv};
 constexpr std::array kOps = {"write"sv, "read"sv, "flush"sv};
 constexpr std::array kModes = {"error"sv, "drop"sv, "hang"sv};
 constexpr std::array kWhenFull = {"error"sv, "queue"sv};
@@ -59,7 +61,8 @@ constexpr std::array kFaultArgs = {
     ArgSpec{"range", ArgType::choice, false, "device",
             "where: 'data' (a file's data blocks), 'metadata' (all but the case's file data), "
             "'free' (space the filesystem has not allocated: what an append gets), 'journal' "
-            "(the journal or log only), 'device'",
+            "(the journal or log only), 'device', 'libfiu' (no device: libfiu fails the "
+            "programs' calls in front of the kernel, docs/apps.md)",
             kRanges},
     ArgSpec{"file", ArgType::path, false, "f", "file whose data blocks fail, for range=data"},
     ArgSpec{"io", ArgType::choice, false, "write", "device operation that fails", kOps},
@@ -68,6 +71,11 @@ constexpr std::array kFaultArgs = {
     ArgSpec{"errno", ArgType::string, false, "EIO", "errno for mode=error (EIO, ENOSPC, ENXIO...)"},
     ArgSpec{"count", ArgType::integer, false, "",
             "operations that fail before the fault expires (absent: until heal)"},
+    ArgSpec{"point", ArgType::choice, false, "",
+            "range=libfiu: the libfiu failure point of the programs' calls (required there)",
+            kFiuPoints},
+    ArgSpec{"percent", ArgType::integer, false, "",
+            "range=libfiu: chance in percent that a call fails (absent: every call)", {}, 100},
 };
 constexpr std::array kThinArgs = {
     ArgSpec{"headroom", ArgType::size, false, "0", "bytes that may still be allocated"},
@@ -89,20 +97,24 @@ constexpr std::array kReadBackArgs = {
     ArgSpec{"len", ArgType::size, false, "4K", "bytes to read", {}, kMaxStepBytes},
 };
 
-constexpr std::array kPrograms = {"sqlite"sv, "qemu"sv};
-constexpr std::array kAppActions = {"init"sv, "put"sv, "get"sv, "check"sv};
+constexpr std::array kPrograms = {"sqlite"sv, "qemu"sv, "postgres"sv};
+constexpr std::array kAppActions = {"init"sv, "put"sv, "get"sv, "check"sv, "scan"sv, "checkpoint"sv, "restart"sv};
 constexpr std::array kAppArgs = {
     ArgSpec{"program", ArgType::choice, true, "",
             "program driven (docs/apps.md); the step needs capability app:<program>", kPrograms},
     ArgSpec{"action", ArgType::choice, true, "",
             "init: create the store; put: write key=value and wait for the program's "
-            "acknowledgement; get: read a key back; check: the program's own consistency check",
+            "acknowledgement; get: read a key back; scan: list every key and value (finds corrupted "
+            "keys); check: the program's own consistency check; checkpoint: the program writes "
+            "its data files (postgres CHECKPOINT); restart: stop the program as a crash would "
+            "and start it again (servers)",
             kAppActions},
     ArgSpec{"file", ArgType::path, false, "app", "the program's file (database, image), "
             "relative to the filesystem root"},
     ArgSpec{"variant", ArgType::string, false, "",
             "program settings: sqlite 'rollback' or 'wal'; qemu 'raw' or 'qcow2' with "
-            "',cache=writeback' or ',cache=none'"},
+            "',cache=writeback' or ',cache=none' (and ',keep': one qemu-io kept running); postgres "
+            "'data_sync_retry=off' or '=on'"},
     ArgSpec{"key", ArgType::string, false, "", "key for put/get (qemu: a 4 KiB block number)"},
     ArgSpec{"value", ArgType::string, false, "", "value for put (qemu: a byte, 1..255)"},
 };
@@ -162,7 +174,8 @@ constexpr std::array kSteps = {
              "what stable storage holds for a file: closes every descriptor, remounts, reads",
              kReadBackArgs, false, "read-back"},
     StepSpec{StepKind::app, "app",
-             "run one action of a real program (sqlite3, qemu-io) on the filesystem; "
+             "run one action of a real program (sqlite3, qemu-io, a PostgreSQL server) on the "
+             "filesystem; "
              "its output, exit status and the value read back are the evidence",
              kAppArgs, false, ""},
     StepSpec{StepKind::mmap_read, "mmap_read",

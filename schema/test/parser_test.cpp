@@ -113,7 +113,20 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"  { op = \"open\", fd = \"a\", flagz = [] },\n", 5, 28, "'open' has no argument 'flagz'",
             "did you mean 'flags'?"},
         Bad{"  { op = \"open\", fd = \"a\" },\n  { op = \"pread\", fd = \"a\", rule = \"R1\", expect_tag = \"@nope\" },\n",
-            6, 3, "expect_tag '@nope' names no step", "probe = \"nope\""}));
+            6, 3, "expect_tag '@nope' names no step", "probe = \"nope\""},
+        Bad{"  { op = \"fault\", range = \"libfiu\" },\n", 5, 3, "a libfiu fault needs 'point'",
+            "point = \"posix/io/sync/fdatasync\""},
+        Bad{"  { op = \"fault\", range = \"data\", point = \"posix/io/sync/fsync\" },\n", 5, 43,
+            "'point' is only meaningful with range = \"libfiu\"", "range = \"libfiu\""}));
+
+TEST(Parser, LibfiuFaultNeedsItsCapability) {
+  ParseOutcome p = parse(
+      "  { op = \"fault\", range = \"libfiu\", point = \"posix/io/sync/fdatasync\", percent = 50 },\n");
+  for (const auto& e : p.errors) ADD_FAILURE() << e.format();
+  ASSERT_EQ(p.cases.size(), 1u);
+  EXPECT_TRUE(p.cases[0].capabilities().count("fault:libfiu"));
+  EXPECT_EQ(p.cases[0].steps[0].arg("percent"), "50");
+}
 
 TEST(Parser, EveryMistakeInAFileIsReported) {
   ParseOutcome p = parse(

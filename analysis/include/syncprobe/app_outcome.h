@@ -16,9 +16,11 @@ namespace syncprobe {
 //   FF  false failure: a put reported failure, yet its value is read back
 //   KNF key not found after a put was acknowledged
 //   VC  value corrupted: neither a value put nor absent
+//   KC  key corrupted: a scan lists a key that was never put
 //   refuses-start  the program fails to read or its check fails after the heal
 // A read refused while the fault is still in place is detection ("refusal to
 // continue"), recorded in `reads` as refused-while-faulty, not an outcome.
+// Detection also names "panic" (a server that logged PANIC and stopped).
 nlohmann::json app_outcome(const CaseResult& r);
 
 // The applications section of summary.json: one row per (target, case) with app steps.

@@ -61,6 +61,18 @@ class Injector {
   virtual nlohmann::json environment() const { return nlohmann::json::object(); }
   // Process-level injectors wrap a process; device-level ones return it.
   virtual Process& wrap(Process& p) { return p; }
+  // Process-level injectors: the command line a program starts with (libfiu:
+  // under fiu-run), and programs that keep running (servers), which later
+  // faults and heal() reach too. Device-level ones change nothing.
+  virtual std::vector<std::string> command(const std::vector<std::string>& argv) const { return argv; }
+  virtual void attach(int /*pid*/) {}
+  // Process-level: fails the programs' call `point` ("posix/io/sync/fdatasync")
+  // with `err` in `percent` % of calls, from now until heal().
+  virtual SysResult fail_call(const std::string& /*point*/, int /*err*/, int /*percent*/,
+                              nlohmann::json& /*detail*/) {
+    return SysResult::failure(ENOTSUP);
+  }
+  virtual void detach(int /*pid*/) {}
 };
 
 }  // namespace syncprobe

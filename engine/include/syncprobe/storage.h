@@ -84,10 +84,13 @@ class Process {
 struct FaultRequest {
   // data: a file's data blocks; metadata: everything but them; free: space
   // the filesystem has not allocated yet (what an append will get); journal:
-  // the journal or log only; device: everything.
-  enum class Where { device, data, metadata, free, journal };
+  // the journal or log only; device: everything; libfiu: no device at all,
+  // the programs' calls fail in front of the kernel (a process-level injector).
+  enum class Where { device, data, metadata, free, journal, libfiu };
   Where where = Where::device;
   std::string file;   // for Where::data
+  std::string point;  // for Where::libfiu: "posix/io/sync/fdatasync"...
+  int percent = 100;  // for Where::libfiu: chance that a call fails
   FaultRule rule;     // op, mode, errno and count; ranges are filled by the storage
 };
 
@@ -100,8 +103,8 @@ struct ReadBack {
 
 // One action of a real program (an `app` step, docs/apps.md).
 struct AppCall {
-  std::string program;  // "sqlite", "qemu"
-  std::string action;   // "init", "put", "get", "check"
+  std::string program;  // "sqlite", "qemu", "postgres"
+  std::string action;   // "init", "put", "get", "scan", "check", "checkpoint", "restart"
   std::string file;     // the program's file, relative to the filesystem root
   std::string variant;  // program settings ("wal", "qcow2,cache=none")
   std::string key, value;

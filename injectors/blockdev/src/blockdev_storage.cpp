@@ -75,7 +75,8 @@ void make_fs_image(const FilesystemSpec& fs, const std::string& path, uint64_t b
   if (!r.ok()) throw std::runtime_error("harness: " + r.describe(argv));
 }
 
-std::unique_ptr<MountedStorage> make_blockdev_storage(const BlockdevStorageOptions& o, Ledger& ledger) {
+std::unique_ptr<MountedStorage> make_blockdev_storage(const BlockdevStorageOptions& o, Ledger& ledger,
+                                                      std::unique_ptr<Injector> process_injector) {
   const std::string image = o.dir + "/disk.img";
   copy_sparse(o.template_image, image);
   StorageParts parts;
@@ -85,6 +86,7 @@ std::unique_ptr<MountedStorage> make_blockdev_storage(const BlockdevStorageOptio
   parts.device_injector = std::move(injector);
   parts.device_bytes = kBlockdevImageBytes;
   parts.app = o.app;
+  if (process_injector) parts.process_injectors.push_back(std::move(process_injector));
   make_dir(o.dir + "/mnt");
   parts.fs = std::make_unique<Filesystem>(o.fs, parts.loop->path(), o.dir + "/mnt", o.step_timeout, ledger);
   // Setup is not a step: a slow first mount (log recovery) gets more time.
@@ -92,6 +94,7 @@ std::unique_ptr<MountedStorage> make_blockdev_storage(const BlockdevStorageOptio
   if (!m.ok()) throw std::runtime_error("harness: mount failed: " + parts.fs->mount_error());
   nlohmann::json env = o.environment;
   env["image_bytes"] = kBlockdevImageBytes;
+  if (!parts.process_injectors.empty()) env["process_injector"] = parts.process_injectors.front()->layer();
   return std::make_unique<MountedStorage>(std::move(parts), env, o.step_timeout);
 }
 

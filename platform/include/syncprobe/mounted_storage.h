@@ -19,9 +19,21 @@
 
 namespace syncprobe {
 
-// Runs one action of a real program with its files under `root` (app steps).
-using AppRunner = std::function<SysResult(const AppCall& call, const std::string& root,
-                                          std::chrono::milliseconds timeout, nlohmann::json& evidence)>;
+// The programs of a case's app steps, with their files under the storage's
+// root. Stateful: a server keeps running between steps, and stop() ends it
+// before the filesystem goes (teardown) or at once (a power cut).
+class AppHost {
+ public:
+  virtual ~AppHost() = default;
+  virtual SysResult run(const AppCall& call, nlohmann::json& evidence) = 0;
+  // Stops whatever still runs (SIGKILL at once when `kill`); "" when it went cleanly.
+  virtual std::string stop(bool kill) = 0;
+};
+
+// Makes a storage's AppHost: files under `root`, programs started through
+// `process_injector` (libfiu), or directly when it is nullptr.
+using AppRunner = std::function<std::unique_ptr<AppHost>(
+    const std::string& root, std::chrono::milliseconds timeout, Injector* process_injector)>;
 
 struct StorageParts {
   std::unique_ptr<Injector> device_injector;           // under the filesystem
@@ -80,6 +92,7 @@ class MountedStorage : public Storage {
   bool kill_workers();
 
   StorageParts parts_;
+  std::unique_ptr<AppHost> apps_;  // from parts_.app; nullptr: no programs
   nlohmann::json environment_;
   std::chrono::milliseconds timeout_;
   std::map<std::string, std::unique_ptr<Worker>> workers_;

@@ -34,6 +34,7 @@
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/mounted_storage.h"
 #include "syncprobe/app_driver.h"
+#include "syncprobe/libfiu_injector.h"
 
 namespace syncprobe {
 namespace {
@@ -126,6 +127,8 @@ class HostTarget final : public Target {
     if (use_dm()) return dm_capabilities();
     std::set<std::string> caps = blockdev_storage_capabilities(h_);
     caps.merge(installed_app_capabilities());
+    // libfiu in front of the programs (range = "libfiu" faults).
+    if (!find_program("fiu-run").empty() && !find_program("fiu-ctrl").empty()) caps.insert("fault:libfiu");
     return caps;
   }
 
@@ -160,7 +163,8 @@ class HostTarget final : public Target {
       if (ctx.scratch_dir.empty()) throw std::runtime_error("harness: the run has no scratch directory");
       make_dir(tdir);
       make_dir(dir);
-      auto storage = use_dm() ? dm_storage(c, ctx, dir, ledger) : blockdev_storage(ctx, dir, ledger);
+      const bool fiu = c.capabilities().count("fault:libfiu") > 0;
+      auto storage = use_dm() ? dm_storage(c, ctx, dir, ledger) : blockdev_storage(ctx, dir, ledger, fiu);
       r.environment = storage->environment();
       interpret(c, *storage, r);
       if (!storage->teardown() && r.status != CaseStatus::error) {
@@ -187,16 +191,22 @@ class HostTarget final : public Target {
 
  private:
   // The FUSE block device over a copy of the template, under a loop device.
+  // `fiu`: the case fails programs' calls with libfiu, whose fifos live in the case's directory.
   std::unique_ptr<MountedStorage> blockdev_storage(const RunContext& ctx, const std::string& dir,
-                                                   Ledger& ledger) {
+                                                   Ledger& ledger, bool fiu) {
     BlockdevStorageOptions o;
     o.fs = h_;
     o.template_image = ensure_template(ctx);
     o.dir = dir;
     o.environment = environment();
     o.step_timeout = ctx.step_timeout;
-    o.app = run_app;  // sqlite, qemu-img...: the host has the programs
-    return make_blockdev_storage(o, ledger);
+    o.app = app_runner(ledger);  // sqlite, qemu-img, postgres: the host has the programs
+    std::unique_ptr<Injector> libfiu;
+    if (fiu) {
+      make_dir(dir + "/fiu");
+      libfiu = std::make_unique<LibfiuInjector>(dir + "/fiu", ctx.step_timeout);
+    }
+    return make_blockdev_storage(o, ledger, std::move(libfiu));
   }
 
   // The VM guests' dm stack over a loop device of a sparse image of the run's

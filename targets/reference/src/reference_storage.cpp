@@ -130,6 +130,7 @@ class ReferenceStorage final : public Storage {
       case FaultRequest::Where::metadata: place.where = ref::FaultPlace::Where::metadata; break;
       case FaultRequest::Where::free: place.where = ref::FaultPlace::Where::free; break;
       case FaultRequest::Where::journal: place.where = ref::FaultPlace::Where::journal; break;
+      case FaultRequest::Where::libfiu: return SysResult::failure(ENOTSUP);  // no programs here
     }
     place.path = request.file;
     FaultRule rule;

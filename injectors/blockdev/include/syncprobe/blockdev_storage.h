@@ -37,7 +37,9 @@ struct BlockdevStorageOptions {
 // Copies the template, starts the daemon, attaches the loop device and
 // mounts; everything is recorded in `ledger` before it is acquired. Throws
 // with what failed (what was acquired is released by then).
-std::unique_ptr<MountedStorage> make_blockdev_storage(const BlockdevStorageOptions& options, Ledger& ledger);
+// `process_injector` (libfiu), when given, sits in front of the programs.
+std::unique_ptr<MountedStorage> make_blockdev_storage(const BlockdevStorageOptions& options, Ledger& ledger,
+                                                      std::unique_ptr<Injector> process_injector = nullptr);
 
 // What a case can ask of such a storage on filesystem `fs` (data/capabilities.toml).
 std::set<std::string> blockdev_storage_capabilities(const FilesystemSpec& fs);

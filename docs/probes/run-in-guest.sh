@@ -8,9 +8,9 @@
 # else: no runner, no case files, no GETFSMAP free-space lookup. PROBE_INITRD
 # names an initramfs to use instead of building one. QEMU runs with TCG.
 #
-# append: ext4 (defaults, nodelalloc, data=journal). The fault fails writes (EIO) to the
-#   64 MiB of the device after the file's last extent (FIEMAP of its first
-#   8 KiB), which is where ext4 puts an append; the daemon's log lists every
+# append: ext4 (defaults, nodelalloc, data=journal). The fault fails writes
+#   (EIO) to the 64 MiB of the device after the file's last extent (FIEMAP
+#   of its first 8 KiB), which is where ext4 puts an append; the daemon's log lists every
 #   request that failed, and debugfs's icheck names the inode of each block
 #   hit, after the run.
 # fsmap: the GETFSMAP records around a fresh 8 KiB file (docs/probes/fsmap.c).
@@ -43,7 +43,7 @@ up() { # up MOUNT_OPTIONS: a fresh ext4 on loop0 over the daemon's file
   mkdir -p /w/fuse /w/mnt
   syncprobe-blockdev --image /w/img --size 536870912 --mountpoint /w/fuse --control /w/ctl > /w/ready 2>/w/daemon.log &
   daemon=$!
-  while ! grep -q ready /w/ready; do sleep 0.1; done
+  while ! grep -qs ready /w/ready; do sleep 0.1; done
   losetup /dev/loop0 /w/fuse/dev
   mount -t ext4 ${1:+-o $1} /dev/loop0 /w/mnt
   dmesg -c > /dev/null

@@ -97,9 +97,30 @@ class Interpreter {
         return;
       }
     }
+    never_fired();
   }
 
  private:
+  // A case whose device faults never failed, dropped or held anything
+  // measured no failure: what it saw is the healthy path (5.10's GETFSMAP put
+  // an append's block outside the `free` range; data=journal wrote the data
+  // to the journal only). It is an error with that reason, never a verdict.
+  // libfiu counts nothing, so its faults are not judged here.
+  void never_fired() {
+    if (result_.status != CaseStatus::completed) return;
+    bool device_fault = false;
+    uint64_t injected = 0;
+    for (size_t i = 0; i < case_.steps.size(); ++i) {
+      const Step& s = case_.steps[i];
+      device_fault = device_fault || (s.kind == StepKind::fault && s.arg("range") != "libfiu");
+      injected += result_.steps[i].injected;
+    }
+    if (!device_fault || injected > 0) return;
+    result_.status = CaseStatus::error;
+    result_.reason = "the fault never fired: no I/O reached what it names (0 requests failed, dropped or "
+                     "held), so the case measured no failure";
+  }
+
   // The descriptor bound to the step's `fd`, or nullptr. When the open that
   // should have bound it failed (EROFS on a read-only filesystem, say), the
   // step is not attempted and reports that failure, so the case goes on and

@@ -56,7 +56,13 @@ bool free_ranges(const std::string& root, uint64_t device_bytes, std::vector<Byt
     if (head->fmh_entries == 0) break;
     for (unsigned i = 0; i < head->fmh_entries; ++i) {
       const fsmap& r = head->fmh_recs[i];
-      const bool free = (r.fmr_flags & FMR_OF_SPECIAL_OWNER) && r.fmr_owner == FMR_OWN_FREE;
+      // ext4 has no reverse map: it reports allocated blocks it cannot
+      // attribute as FMR_OWN_UNKNOWN -- file data, but on 5.10 also the
+      // preallocation after a small file (the 2 MiB from its first block),
+      // which is where its next append lands. Files' blocks are taken from
+      // FIEMAP below, so "unknown" counts as free here.
+      const bool special = r.fmr_flags & FMR_OF_SPECIAL_OWNER;
+      const bool free = special && (r.fmr_owner == FMR_OWN_FREE || r.fmr_owner == FMR_OWN_UNKNOWN);
       if (!free && r.fmr_length) used.push_back({r.fmr_physical, r.fmr_length});
     }
     if (head->fmh_recs[head->fmh_entries - 1].fmr_flags & FMR_OF_LAST) break;

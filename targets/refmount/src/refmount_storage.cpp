@@ -172,6 +172,8 @@ bool RefmountStorage::teardown() {
   if (torn_down_) return true;
   torn_down_ = true;
   bool clean = true;
+  if (apps_) clean = apps_->stop(false).empty();  // servers go before the file system
+  apps_.reset();
   kill_workers();
   if (daemon_ > 0) {
     ::kill(daemon_, SIGTERM);  // the daemon unmounts and removes its control directory
@@ -291,6 +293,7 @@ SysResult RefmountStorage::writeback() { return result_of(ask({{"op", "writeback
 SysResult RefmountStorage::remount() { return result_of(ask({{"op", "remount"}})); }
 
 SysResult RefmountStorage::power_cut() {
+  if (apps_) apps_->stop(true);  // programs die with the power
   kill_workers();  // every process and descriptor goes with the power
   return result_of(ask({{"op", "power-cut"}}));
 }
@@ -318,7 +321,8 @@ SysResult RefmountStorage::shutdown(ShutdownFlush flush, nlohmann::json& detail)
 }
 
 SysResult RefmountStorage::app(const AppCall& call, nlohmann::json& evidence) {
-  return run_app(call, mountpoint_, timeout_, evidence);
+  if (!apps_) apps_ = std::make_unique<AppSession>(mountpoint_, timeout_, ledger_, nullptr);
+  return apps_->run(call, evidence);
 }
 
 uint64_t RefmountStorage::injected_hits() { return ask({{"op", "status"}}).value("injected_faults", uint64_t(0)); }

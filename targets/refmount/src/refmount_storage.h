@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "syncprobe/app_driver.h"
 #include "syncprobe/ledger.h"
 #include "syncprobe/posix_process.h"
 #include "syncprobe/storage.h"
@@ -64,6 +65,7 @@ class RefmountStorage final : public Storage {
   Resource daemon_record_, mount_record_;
   pid_t daemon_ = -1;
   std::map<std::string, std::unique_ptr<Proc>> procs_;
+  std::unique_ptr<AppSession> apps_;  // the case's programs, from the first app step on
   uint64_t open_descriptions_ = 0;  // opened and not closed by the case's processes
   bool torn_down_ = false;
 };

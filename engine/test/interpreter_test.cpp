@@ -134,6 +134,45 @@ TEST(Interpreter, SigbusIsAnOutcomeAndShutdownPassesItsFlush) {
 
 // A decorator forwards mapped reads too: the signal and the residency reach
 // the case through it (the host's storage wraps its processes so).
+// A storage whose fault fails the next fsync, counted by its hits; or, with
+// `fires` false, a fault that nothing reaches.
+class CountingStorage : public MountFailsStorage {
+ public:
+  explicit CountingStorage(bool fires) : fires_(fires) {}
+  SysResult fault(const FaultRequest&, nlohmann::json&) override {
+    armed_ = fires_;
+    return SysResult::success();
+  }
+  SysResult remount() override { return SysResult::success(); }
+  uint64_t injected_hits() override { return armed_ ? 1 : 0; }
+
+ private:
+  bool fires_, armed_ = false;
+};
+
+TEST(Interpreter, AnErrorFaultThatNeverFiredIsNoMeasurement) {
+  Case c;
+  c.id = "t";
+  c.steps = {step(StepKind::open, {{"fd", "a"}, {"file", "f"}}),
+             step(StepKind::fault, {{"range", "data"}, {"io", "write"}, {"mode", "error"}}),
+             step(StepKind::fsync, {{"fd", "a"}}), step(StepKind::close, {{"fd", "a"}})};
+  CountingStorage quiet(false), fired(true);
+  CaseResult a, b;
+  interpret(c, quiet, a);
+  EXPECT_EQ(a.status, CaseStatus::error);
+  EXPECT_NE(a.reason.find("never fired"), std::string::npos) << a.reason;
+  interpret(c, fired, b);
+  EXPECT_EQ(b.status, CaseStatus::completed) << b.reason;
+  // A held write may be the point without any I/O (a power cut at once).
+  Case held = c;
+  held.steps[1] = step(StepKind::fault, {{"range", "device"}, {"io", "write"}, {"mode", "hang"}});
+  held.steps[2] = step(StepKind::power_cut);
+  held.steps.pop_back();
+  CaseResult h;
+  interpret(held, quiet, h);
+  EXPECT_EQ(h.status, CaseStatus::completed) << h.reason;
+}
+
 TEST(ForwardingProcess, ForwardsMappedReads) {
   SigbusProcess inner;
   ForwardingProcess outer(inner);

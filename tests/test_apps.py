@@ -324,3 +324,21 @@ def test_qemu_kept_running_refuses_to_flush_again_until_restarted(app_run, case,
     if evicted:
         assert p["app.after_evict"]["detail"]["app"]["read"] == evicted
     assert "FF" in row["outcomes"]
+
+
+def test_qemu_on_the_mounted_reference_loses_nothing_under_proposed(syncprobe, tmp_path):
+    """The same unmodified qemu-io on refmount:proposed and refmount:linux-4.17:
+    both report the failed flush; after eviction the acknowledged value is
+    back under linux-4.17 only as the old one, while proposed kept the failed
+    page dirty and wrote it after the heal (docs/apps.md)."""
+    out = tmp_path / "run"
+    env = dict(os.environ, SYNCPROBE_SCRATCH=str(tmp_path / "scratch"))
+    syncprobe("run", "--case", "app-qemu-raw-writeback-flush-fault", "--target", "refmount:proposed",
+              "--target", "refmount:linux-4.17", "--out", out, "--no-progress", check=True, env=env, timeout=600)
+    rows = {r["target"]: r for r in json.loads((out / "summary.json").read_text())["applications"]
+            if r["target"].startswith("refmount:")}
+    for t in ("refmount:proposed", "refmount:linux-4.17"):
+        assert "error to the client" in rows[t]["detected"], rows[t]
+    assert "failed-absent" not in rows["refmount:proposed"]["outcomes"], rows["refmount:proposed"]
+    assert "failed-absent" in rows["refmount:linux-4.17"]["outcomes"], rows["refmount:linux-4.17"]
+    assert leftovers(tmp_path / "scratch") == []

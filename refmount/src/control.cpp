@@ -25,6 +25,7 @@
 #include "mounted_fs.h"
 #include "syncprobe/errno_names.h"
 #include "syncprobe/refmount.h"
+#include "socket_path.h"
 
 namespace syncprobe::refmount {
 namespace {
@@ -198,7 +199,7 @@ nlohmann::json MountedFs::status() {
 
 std::optional<nlohmann::json> control(const std::string& mountpoint, const nlohmann::json& request,
                                       std::string& error) {
-  char path[sizeof(sockaddr_un::sun_path)] = {};
+  char path[4096] = {};  // the socket's path: any length (socket_path.h)
   const ssize_t n = ::getxattr(mountpoint.c_str(), kControlXattr, path, sizeof path - 1);
   if (n <= 0) {
     error = mountpoint + ": not a syncprobe mount (no " + kControlXattr + ": " +
@@ -210,22 +211,22 @@ std::optional<nlohmann::json> control(const std::string& mountpoint, const nlohm
 
 std::optional<nlohmann::json> control_socket(const std::string& socket_path, const nlohmann::json& request,
                                              std::string& error) {
-  if (socket_path.size() >= sizeof(sockaddr_un::sun_path)) {
-    error = socket_path + ": path too long for a socket";
+  const char* path = socket_path.c_str();
+  sockaddr_un addr{};
+  int dir_fd = -1;
+  if (!refmount_detail::socket_address(socket_path, addr, dir_fd)) {
+    error = socket_path + ": " + std::strerror(errno);
     return std::nullopt;
   }
-  const char* path = socket_path.c_str();
-  const size_t n = socket_path.size();
   const int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
     error = std::string("socket: ") + std::strerror(errno);
+    if (dir_fd >= 0) ::close(dir_fd);
     return std::nullopt;
   }
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, path, n);
   std::string reply;
   bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+  if (dir_fd >= 0) ::close(dir_fd);
   if (!ok) error = std::string(path) + ": " + std::strerror(errno);
   const std::string line = request.dump() + "\n";
   for (size_t off = 0; ok && off < line.size();) {

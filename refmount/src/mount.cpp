@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "mounted_fs.h"
+#include "socket_path.h"
 #include "syncprobe/refmount.h"
 
 namespace syncprobe::refmount {
@@ -163,16 +164,16 @@ int run_mount(const MountOptions& o, std::ostream& log, std::string& error) {
   }
   if (!o.passthrough) {
     sockaddr_un addr{};
-    addr.sun_family = AF_UNIX;
-    if (sock.size() >= sizeof addr.sun_path) {
-      ::rmdir(dir.c_str());
-      error = sock + ": path too long for a socket";
+    int dir_fd = -1;
+    if (!refmount_detail::socket_address(sock, addr, dir_fd)) {
+      error = sock + ": " + std::strerror(errno);
+      if (own_dir) ::rmdir(dir.c_str());
       return 1;
     }
-    std::memcpy(addr.sun_path, sock.c_str(), sock.size() + 1);
     listen_fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (listen_fd < 0 || ::bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
-        ::listen(listen_fd, 8) != 0) {
+    const bool bound = listen_fd >= 0 && ::bind(listen_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
+    if (dir_fd >= 0) ::close(dir_fd);
+    if (!bound || ::listen(listen_fd, 8) != 0) {
       error = "control socket " + sock + ": " + std::strerror(errno);
       if (listen_fd >= 0) ::close(listen_fd);
       if (own_dir) ::rmdir(dir.c_str());

@@ -89,8 +89,9 @@ RefmountStorage::RefmountStorage(const std::string& policy, const std::string& d
   const std::string exe = self_exe();
   // The control socket is reached by its path: through the mount, a
   // filesystem that is down (FreeBSD's forced unmount) would refuse the way.
-  // Its directory sits right under the scratch root, short-named: a socket
-  // path has at most 107 bytes, and a case directory's can be longer.
+  // Its directory sits right under the scratch root, short-named; a path
+  // longer than a socket address holds is reached through its directory
+  // (refmount/src/socket_path.h).
   std::string control = scratch + "/ctl-XXXXXX";
   if (!::mkdtemp(control.data())) throw fail("cannot create " + control + ": " + std::strerror(errno));
   control_dir_ = control;

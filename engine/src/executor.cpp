@@ -14,15 +14,9 @@
 namespace syncprobe {
 
 CaseResult error_result(const Target& t, const Case& c, const std::string& why) {
-  CaseResult r;
-  r.case_id = c.id;
-  r.case_file = c.file;
-  r.case_hash = c.hash;
-  r.target = t.name();
-  r.environment = t.environment();
+  CaseResult r = new_result(t, c);
   r.status = CaseStatus::error;
   r.reason = why;
-  r.started_at = utc_now();
   return r;
 }
 

@@ -4,6 +4,7 @@
 
 #include <ostream>
 
+#include "syncprobe/clock.h"
 #include "syncprobe/target.h"
 
 namespace syncprobe {
@@ -30,18 +31,24 @@ std::map<std::string, std::vector<CaseResult>> Target::run_batch(
   return out;
 }
 
-std::optional<CaseResult> skip_if_unsupported(const Target& t, const Case& c) {
-  const auto have = t.capabilities();
-  std::vector<std::string> missing;
-  for (const auto& cap : c.capabilities())
-    if (!have.count(cap)) missing.push_back(cap);
-  if (missing.empty()) return std::nullopt;
+CaseResult new_result(const Target& t, const Case& c) {
   CaseResult r;
   r.case_id = c.id;
   r.case_file = c.file;
   r.case_hash = c.hash;
   r.target = t.name();
   r.environment = t.environment();
+  r.started_at = utc_now();
+  return r;
+}
+
+std::optional<CaseResult> skip_if_unsupported(const Target& t, const Case& c) {
+  const auto have = t.capabilities();
+  std::vector<std::string> missing;
+  for (const auto& cap : c.capabilities())
+    if (!have.count(cap)) missing.push_back(cap);
+  if (missing.empty()) return std::nullopt;
+  CaseResult r = new_result(t, c);
   r.status = CaseStatus::skipped;
   r.reason = "target lacks capability";
   if (missing.size() > 1) r.reason += "ies";

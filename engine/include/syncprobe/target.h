@@ -111,6 +111,10 @@ class TargetRegistry {
   std::vector<TargetKind> kinds_;
 };
 
+// A result of `t` for `c` started now: the case's identity, the target's
+// name and environment; status and steps are the caller's.
+CaseResult new_result(const Target& t, const Case& c);
+
 // The result for a case this target cannot run (missing capabilities),
 // or nullopt when it can.
 std::optional<CaseResult> skip_if_unsupported(const Target& t, const Case& c);

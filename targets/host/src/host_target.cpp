@@ -7,7 +7,6 @@
 // device of a sparse image instead. Either way the case runs on the one
 // MountedStorage (platform/), and everything acquired is recorded in the
 // run's marker first, so a killed run is cleaned up by the next.
-#include "syncprobe/clock.h"
 #include "syncprobe/host_target.h"
 
 #include <fcntl.h>
@@ -144,13 +143,7 @@ class HostTarget final : public Target {
   }
 
   CaseResult run(const Case& c, const RunContext& ctx) override {
-    CaseResult r;
-    r.case_id = c.id;
-    r.case_file = c.file;
-    r.case_hash = c.hash;
-    r.target = name();
-    r.environment = environment();
-    r.started_at = utc_now();
+    CaseResult r = new_result(*this, c);
     const auto t0 = std::chrono::steady_clock::now();
     KernelLog klog;
     std::string slug = name();

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <ctime>
 
-#include "syncprobe/clock.h"
 #include "syncprobe/interpreter.h"
 #include "syncprobe/reference_storage.h"
 
@@ -30,13 +29,7 @@ class ReferenceTarget final : public Target {
   }
 
   CaseResult run(const Case& c, const RunContext&) override {
-    CaseResult r;
-    r.case_id = c.id;
-    r.case_file = c.file;
-    r.case_hash = c.hash;
-    r.target = name();
-    r.environment = environment();
-    r.started_at = utc_now();
+    CaseResult r = new_result(*this, c);
     const auto t0 = std::chrono::steady_clock::now();
     std::string error;
     auto storage = make_reference_storage(policy_, error);

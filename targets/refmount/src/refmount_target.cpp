@@ -11,7 +11,6 @@
 
 #include "refmount_storage.h"
 #include "syncprobe/app_driver.h"
-#include "syncprobe/clock.h"
 #include "syncprobe/interpreter.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/ref/policy.h"
@@ -66,13 +65,7 @@ class RefmountTarget final : public Target {
   }
 
   CaseResult run(const Case& c, const RunContext& ctx) override {
-    CaseResult r;
-    r.case_id = c.id;
-    r.case_file = c.file;
-    r.case_hash = c.hash;
-    r.target = name();
-    r.environment = environment();
-    r.started_at = utc_now();
+    CaseResult r = new_result(*this, c);
     const auto t0 = std::chrono::steady_clock::now();
     NullLedger none;
     Ledger& ledger = ctx.ledger ? *ctx.ledger : none;

@@ -54,12 +54,7 @@ std::vector<std::string> kernel_names() {
 }
 
 CaseResult unreported(const Target& t, const Case& c, const std::string& started, const std::string& reason) {
-  CaseResult r;
-  r.case_id = c.id;
-  r.case_file = c.file;
-  r.case_hash = c.hash;
-  r.target = t.name();
-  r.environment = t.environment();
+  CaseResult r = new_result(t, c);
   r.started_at = started;
   r.status = CaseStatus::error;
   r.reason = reason;

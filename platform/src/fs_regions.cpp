@@ -31,8 +31,8 @@ struct Fd {
 
 }  // namespace
 
-bool free_ranges(const std::string& root, uint64_t device_bytes, std::vector<ByteRange>& out,
-                 std::string& why) {
+bool free_ranges(const std::string& root, uint64_t device_bytes, const std::vector<ByteRange>& also_used,
+                 std::vector<ByteRange>& out, std::string& why) {
   Fd f{::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (f.fd < 0) {
     why = root + ": " + std::strerror(errno);
@@ -47,7 +47,7 @@ bool free_ranges(const std::string& root, uint64_t device_bytes, std::vector<Byt
   head->fmh_keys[1].fmr_owner = UINT64_MAX;
   head->fmh_keys[1].fmr_offset = UINT64_MAX;
   head->fmh_keys[1].fmr_flags = UINT32_MAX;
-  std::vector<ByteRange> used;
+  std::vector<ByteRange> used = also_used;
   for (;;) {
     if (ioctl(f.fd, FS_IOC_GETFSMAP, head) < 0) {
       why = std::string("FS_IOC_GETFSMAP: ") + std::strerror(errno);
@@ -57,10 +57,11 @@ bool free_ranges(const std::string& root, uint64_t device_bytes, std::vector<Byt
     for (unsigned i = 0; i < head->fmh_entries; ++i) {
       const fsmap& r = head->fmh_recs[i];
       // ext4 has no reverse map: it reports allocated blocks it cannot
-      // attribute as FMR_OWN_UNKNOWN -- file data, but on 5.10 also the
-      // preallocation after a small file (the 2 MiB from its first block),
-      // which is where its next append lands. Files' blocks are taken from
-      // FIEMAP below, so "unknown" counts as free here.
+      // attribute as FMR_OWN_UNKNOWN -- file data and the journal, but on
+      // 5.10 also the preallocation after a small file (the 2 MiB from its
+      // first block), which is where its next append lands. Files' blocks
+      // come from FIEMAP below and the journal from the caller, so
+      // "unknown" counts as free here.
       const bool special = r.fmr_flags & FMR_OF_SPECIAL_OWNER;
       const bool free = special && (r.fmr_owner == FMR_OWN_FREE || r.fmr_owner == FMR_OWN_UNKNOWN);
       if (!free && r.fmr_length) used.push_back({r.fmr_physical, r.fmr_length});

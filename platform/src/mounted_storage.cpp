@@ -129,9 +129,12 @@ bool MountedStorage::region_ranges(const FaultRequest& req, std::vector<ByteRang
   const bool free = req.where == FaultRequest::Where::free;
   const std::string fs = parts_.fs->spec().fs;
   std::string why;
-  detail["ranges_from"] = free ? "FS_IOC_GETFSMAP" : fs == "xfs" ? "xfs_db" : "debugfs";
-  const bool ok = free ? fs_regions::free_ranges(parts_.fs->mountpoint(), parts_.device_bytes, out, why)
-                       : fs_regions::journal_ranges(fs, parts_.fs->device(), out, why);
+  const std::string journal_from = fs == "xfs" ? "xfs_db" : "debugfs";
+  detail["ranges_from"] = free ? "FS_IOC_GETFSMAP, FIEMAP, " + journal_from + " (the journal is not free)"
+                               : journal_from;
+  std::vector<ByteRange> journal;
+  bool ok = fs_regions::journal_ranges(fs, parts_.fs->device(), free ? journal : out, why);
+  if (ok && free) ok = fs_regions::free_ranges(parts_.fs->mountpoint(), parts_.device_bytes, journal, out, why);
   if (!ok) detail["error"] = why;
   return ok;
 }

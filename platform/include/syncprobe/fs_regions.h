@@ -11,14 +11,15 @@
 namespace syncprobe::fs_regions {
 
 // The device byte ranges of [0, device_bytes) that hold nothing yet: not
-// metadata FS_IOC_GETFSMAP reports (anything not FMR_OWN_FREE), and not in
+// metadata FS_IOC_GETFSMAP attributes to an owner, not `also_used` (the
+// journal: ext4 reports it, like file data, as owner "unknown"), and not in
 // the FIEMAP extents of any file or directory under `root`. That is free
 // space plus space reserved but not written -- ext4 reserves blocks past a
-// small file's end (mballoc preallocation), and GETFSMAP counts those as
-// used -- so it is what the next append gets. False and `why` when the
-// filesystem cannot say.
-bool free_ranges(const std::string& root, uint64_t device_bytes, std::vector<ByteRange>& out,
-                 std::string& why);
+// small file's end (mballoc preallocation; 5.10 reports those 2 MiB as
+// "unknown" too) -- so it is what the next append gets. False and `why`
+// when the filesystem cannot say.
+bool free_ranges(const std::string& root, uint64_t device_bytes, const std::vector<ByteRange>& also_used,
+                 std::vector<ByteRange>& out, std::string& why);
 
 // The device byte ranges of the journal (ext4: the extents of inode 8, from
 // debugfs) or the internal log (xfs: sb logstart/logblocks, from xfs_db) of

@@ -110,6 +110,11 @@ class Interpreter {
     if (result_.status != CaseStatus::completed) return;
     bool device_fault = false;
     uint64_t injected = 0;
+    // An errno seen by the case also shows the fault did something: the
+    // device's count is read between steps, and a write that failed in
+    // asynchronous writeback can fall outside every step's window.
+    for (const auto& o : result_.steps)
+      if (o.result.err != 0) return;
     for (size_t i = 0; i < case_.steps.size(); ++i) {
       const Step& s = case_.steps[i];
       // Error faults only: a held or dropped write may be the point without

@@ -136,9 +136,15 @@ TEST(Interpreter, SigbusIsAnOutcomeAndShutdownPassesItsFlush) {
 // the case through it (the host's storage wraps its processes so).
 // A storage whose fault fails the next fsync, counted by its hits; or, with
 // `fires` false, a fault that nothing reaches.
+class HealthyProcess : public NullProcess {
+ public:
+  SysResult fsync(int) override { return SysResult::success(); }
+};
+
 class CountingStorage : public MountFailsStorage {
  public:
   explicit CountingStorage(bool fires) : fires_(fires) {}
+  Process& process(const std::string&) override { return p_; }
   SysResult fault(const FaultRequest&, nlohmann::json&) override {
     armed_ = fires_;
     return SysResult::success();
@@ -148,6 +154,7 @@ class CountingStorage : public MountFailsStorage {
 
  private:
   bool fires_, armed_ = false;
+  HealthyProcess p_;
 };
 
 TEST(Interpreter, AnErrorFaultThatNeverFiredIsNoMeasurement) {
@@ -171,6 +178,12 @@ TEST(Interpreter, AnErrorFaultThatNeverFiredIsNoMeasurement) {
   CaseResult h;
   interpret(held, quiet, h);
   EXPECT_EQ(h.status, CaseStatus::completed) << h.reason;
+  // An errno the case saw shows the fault acted even when the count missed
+  // it (a write failed in asynchronous writeback between two readings).
+  MountFailsStorage eio;  // fsync fails with EIO, the count stays 0
+  CaseResult e;
+  interpret(c, eio, e);
+  EXPECT_EQ(e.status, CaseStatus::completed) << e.reason;
 }
 
 TEST(ForwardingProcess, ForwardsMappedReads) {

@@ -124,9 +124,16 @@ BlockdevInjector::BlockdevInjector(const BlockdevOptions& o, Ledger& ledger) : o
     stop();
     throw std::runtime_error("syncprobe-blockdev did not start: " + log_tail(2000));
   }
-  nlohmann::json d;
-  SysResult c = reply_result(command({{"cmd", "cache"}, {"volatile", true}}), d);
-  (void)c;  // reply_result throws when the daemon refuses
+  // A throwing constructor runs no destructor: a daemon that dies here must
+  // still be stopped and its (now dead) FUSE mount taken down.
+  try {
+    nlohmann::json d;
+    SysResult c = reply_result(command({{"cmd", "cache"}, {"volatile", true}}), d);
+    (void)c;  // reply_result throws when the daemon refuses
+  } catch (...) {
+    stop();
+    throw;
+  }
 }
 
 BlockdevInjector::~BlockdevInjector() { stop(); }

@@ -178,12 +178,21 @@ def test_release_makes_hangs_fail(dev):
 
 def test_control_socket_refuses_other_users(dev):
     # The named socket (for manual use) answers only the daemon's own user.
-    attack = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "/usr/bin/python3", "-c",
-         "import socket,sys; s=socket.socket(socket.AF_UNIX); s.settimeout(3); s.connect('\\0'+sys.argv[1][1:]);"
-         "s.sendall(b'{\"cmd\":\"heal\"}\\n'); print(repr(s.recv(100)))", dev.name],
-        capture_output=True, text=True, timeout=30)
-    assert "ok" not in attack.stdout, attack.stdout
+    client = ("import socket,sys\n"
+              "s=socket.socket(socket.AF_UNIX); s.settimeout(3)\n"
+              "try:\n"
+              "    s.connect('\\0'+sys.argv[1][1:]); s.sendall(b'{\"cmd\":\"heal\"}\\n')\n"
+              "    print('reply', repr(s.recv(100)))\n"
+              "except OSError as e:\n"
+              "    print('refused', e)\n")
+    attack = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             "/usr/bin/python3", "-c", client, dev.name],
+                            capture_output=True, text=True, timeout=30)
+    # The client ran as the other user (not a setpriv or python failure) and
+    # got a refusal, a closed connection or an error reply: never "ok".
+    assert attack.returncode == 0, attack.stderr
+    assert attack.stdout.startswith(("refused", "reply")), attack.stdout
+    assert '"ok":true' not in attack.stdout.replace(" ", ""), attack.stdout
     assert dev.cmd(cmd="stats")["ok"], "the owner still can"
 
 

@@ -462,12 +462,13 @@ def test_a_dead_injector_makes_the_case_an_error(tmp_path):
 ATTACK = r'''
 import json, socket, sys
 out = []
-for name in sys.argv[1:]:
+cmd = sys.argv[1]
+for name in sys.argv[2:]:
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.settimeout(3)
     try:
         s.connect("\0" + name[1:] if name.startswith("@") else name)
-        s.sendall(b'{"cmd":"heal"}\n')
+        s.sendall(json.dumps({"cmd": cmd}).encode() + b"\n")
         out.append([name, s.recv(4096).decode(errors="replace")])
     except OSError as e:
         out.append([name, "refused: %s" % e])
@@ -475,8 +476,9 @@ print(json.dumps(out))
 '''
 
 
-def unix_names(pid):
-    """Names (paths or @abstract) of the unix sockets process `pid` holds."""
+def unix_sockets(pid):
+    """The unix sockets process `pid` holds: each one's name (a path or
+    @abstract), or "" for an unnamed one (a socketpair, a client end)."""
     inodes = set()
     for fd in pathlib.Path(f"/proc/{pid}/fd").iterdir():
         try:
@@ -488,9 +490,15 @@ def unix_names(pid):
     names = []
     for line in pathlib.Path("/proc/net/unix").read_text().splitlines()[1:]:
         f = line.split()
-        if len(f) >= 8 and f[6] in inodes:
-            names.append(f[7])
+        if len(f) >= 7 and f[6] in inodes:
+            names.append(f[7] if len(f) >= 8 else "")
     return names
+
+
+def all_unix_names():
+    """Every named unix socket of this network namespace."""
+    return sorted({f[7] for f in (line.split() for line in
+                                  pathlib.Path("/proc/net/unix").read_text().splitlines()[1:]) if len(f) >= 8})
 
 
 @pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) missing")
@@ -505,11 +513,22 @@ def test_another_user_cannot_drive_the_fault_daemon(tmp_path):
         daemon = wait_for(lambda: daemons(proc.pid), proc)[0]
         wait_for(lambda: any("hangs until heal" in p.read_text(errors="replace")
                              for p in scratch.rglob("blockdev.log")), proc)
-        names = unix_names(daemon)
-        attack = subprocess.run([*NOBODY, "/usr/bin/python3", "-c", ATTACK, *names],
+        # Under a run the daemon's only control channel is the socketpair
+        # with the runner: no socket of its has a name another user could
+        # connect to (the named socket, for running it by hand, is
+        # test_blockdev.py::test_control_socket_refuses_other_users).
+        sockets = unix_sockets(daemon)
+        assert sockets, "the daemon holds no unix socket at all: not the daemon, or the listing is broken"
+        assert [n for n in sockets if n] == [], sockets
+        # Every named socket on the machine that mentions syncprobe refuses
+        # another user's heal (there should be none while the run is held).
+        named = [n for n in all_unix_names() if "syncprobe" in n]
+        attack = subprocess.run([*NOBODY, "/usr/bin/python3", "-c", ATTACK, "heal", *named],
                                 capture_output=True, text=True, timeout=60)
         assert attack.returncode == 0, attack.stderr
-        for name, reply in json.loads(attack.stdout):
+        replies = json.loads(attack.stdout)
+        assert [n for n, _ in replies] == named
+        for name, reply in replies:
             assert '"ok":true' not in reply.replace(" ", ""), (name, reply)
         _, err = proc.communicate(timeout=300)
     finally:
@@ -635,6 +654,20 @@ def test_a_used_out_directory_is_refused_unless_asked(tmp_path):
     assert res.returncode == 0, res.stderr
     assert json.loads(gone.read_text())["run_id"] == first
     assert kept.read_bytes() == kept_bytes
+    # --overwrite deletes only what a run writes: a file of the user's in a
+    # target's directory (or a directory of theirs) stops it, and nothing goes.
+    notes = out / "reference:proposed" / "notes.txt"
+    notes.write_text("mine")
+    refused = run(args + ["--overwrite"])
+    assert refused.returncode == 2, refused.stderr
+    assert "reference:proposed/notes.txt" in refused.stderr and "refusing" in refused.stderr
+    assert notes.read_text() == "mine" and json.loads((out / "run.json").read_text())["id"] == first
+    notes.unlink()
+    mine = out / "reference:proposed" / "sub"
+    mine.mkdir()
+    assert run(args + ["--overwrite"]).returncode == 2
+    assert mine.is_dir()
+    mine.rmdir()
     # --overwrite: a new run, nothing of the old one left.
     ow = run(args + ["--overwrite"])
     assert ow.returncode == 0, ow.stderr

@@ -106,6 +106,45 @@ AxisResult recovery_of(const TargetView& v, const Located& retry, const char* di
   return a;
 }
 
+// The append case (append-after-failed-writeback) is evidence of loss only.
+// After the heal its second append re-dirties the block the first append
+// failed in, so a platform that dropped the failed pages still writes the
+// first append again: every range reading back shows nothing about retrying
+// after repair, and gives no value. A range missing after the fsync that
+// covered it is loss: lost-silent when that fsync returned 0, lost-reported
+// when it failed.
+AxisResult append_loss_of(const TargetView& v, const Located& claim) {
+  AxisResult a;
+  const std::string id = claim.c->id;
+  if (!returned(*claim.obs)) {
+    a.evidence.push_back(locate_json(claim, v.read_call(claim).why));
+    a.reason = id + ": the fsync after the second append did not return";
+    return a;
+  }
+  const bool claim_failed = failed(*claim.obs);
+  a.evidence.push_back(locate_json(claim, claim_failed ? "the fsync after the second append failed"
+                                                       : "the fsync after the second append returned 0"));
+  static const std::pair<const char*, const char*> kRanges[] = {
+      {"append.disk_a", "A"}, {"append.disk_b_failed_block", "B"}, {"append.disk_b_next_block", "B"}};
+  bool lost = false;
+  for (const auto& [probe, want] : kRanges) {
+    auto disk = v.probe_in(id, probe);
+    if (!disk) continue;
+    if (std::string why = unreadable(*disk->obs); !why.empty()) {
+      a.evidence.push_back(locate_json(*disk, why));
+      continue;
+    }
+    const std::string held = tag_of(*disk->obs);
+    if (held == want) continue;
+    a.evidence.push_back(locate_json(*disk, std::string("stable storage held ") + (held.empty() ? "nothing" : held) +
+                                                " where the fsync covered " + want));
+    lost = true;
+  }
+  if (lost) a.value = claim_failed ? "lost-reported" : "lost-silent";
+  else a.reason = id + ": no range was found lost (this case shows loss only; see docs/classifier.md)";
+  return a;
+}
+
 // The most severe state one case drove the filesystem into, or no value.
 AxisResult fs_reaction_of(const TargetView& v, const CaseResult& r) {
   static const char* kOrder[] = {"continues", "read-only", "shutdown", "hangs"};
@@ -217,6 +256,7 @@ AxisResult classify_recovery(const TargetView& v, const std::string& cls) {
   std::vector<AxisResult> per_case;
   for (const auto& [retry, disk] : kPairs)
     for (const auto& l : v.probes(retry, cls)) per_case.push_back(recovery_of(v, l, disk));
+  for (const auto& l : v.probes("append.claim", cls)) per_case.push_back(append_loss_of(v, l));
   return combine(per_case, "no case of this fault class retries after repair and reads the disk back");
 }
 

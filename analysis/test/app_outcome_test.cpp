@@ -1,6 +1,7 @@
 // The outcome classifier on synthetic evidence: each test builds the app
 // steps a program would leave and checks the outcome named.
 #include "syncprobe/app_outcome.h"
+#include "syncprobe/taxonomy.h"
 
 #include <gtest/gtest.h>
 
@@ -53,7 +54,12 @@ class Script {
     return *this;
   }
   json outcome() const { return app_outcome(r_); }
-  std::vector<std::string> outcomes() const { return outcome()["outcomes"].get<std::vector<std::string>>(); }
+  // Every outcome named must be one the report can explain (taxonomy::app_outcomes()).
+  std::vector<std::string> outcomes() const {
+    const auto list = outcome()["outcomes"].get<std::vector<std::string>>();
+    for (const auto& o : list) EXPECT_NE(taxonomy::find_app_outcome(o), nullptr) << o << " is not in the taxonomy";
+    return list;
+  }
   std::vector<std::string> detected() const { return outcome()["detected"].get<std::vector<std::string>>(); }
 
  private:

@@ -135,6 +135,28 @@ TEST(Truth, EachFaultClassHasItsOwnProfile) {
   EXPECT_EQ(get(t, {"cases", "enxio", "fault_class"}), "device-gone");
 }
 
+// Issue 16: an append after a failed writeback whose fsync returned 0 but
+// whose bytes read back as zeros is fsync-confirmed data lost without a
+// report: recovery lost-silent. The same case with every range on disk says
+// nothing about retrying (the second append re-dirties the failed block), so
+// it leaves recovery to the cases that retry.
+TEST(Truth, AnAppendWhoseConfirmedBytesAreNotOnDiskIsLostSilent) {
+  auto append_case = [](const std::string& block_b) -> std::vector<Scripted> {
+    return {write("old"), fault("EIO", "free"), write("A"), fails(StepKind::fsync, "append.first_fsync"),
+            ok(StepKind::heal), write("B"), ok(StepKind::fsync, "append.claim"),
+            reads(StepKind::read_back, "append.disk_a", "A"),
+            reads(StepKind::read_back, "append.disk_b_failed_block", block_b),
+            reads(StepKind::read_back, "append.disk_b_next_block", "B")};
+  };
+  RunBuilder b;
+  b.add("ext4", "append", append_case("zero"));
+  b.add("xfs", "append", append_case("B"));
+  const json s = b.classify();
+  EXPECT_EQ(get(target(s, "ext4"), {"profiles", "data-write", "axes", "recovery", "value"}), "lost-silent");
+  EXPECT_EQ(target(s, "xfs")["profile"]["recovery"], "unknown");
+  EXPECT_TRUE(says(target(s, "xfs"), "profile_reasons", "recovery", "shows loss only"));
+}
+
 // "When several cases measure the same probe, cross-check them and flag a disagreement."
 TEST(Truth, CasesThatDisagreeAreFlagged) {
   RunBuilder b;

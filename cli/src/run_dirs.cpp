@@ -98,12 +98,28 @@ std::string OutDir::open(const std::string& path, Mode mode) {
   }
   // overwrite: only what a run writes there.
   if (!is_run) return path + " holds files but no run.json: refusing to delete what is not a syncprobe run";
+  // A run writes run.json, summary.json, bench.json and dot files at the top,
+  // and one directory per target holding <case>.json and console.log: a
+  // directory with anything else in it (a subdirectory, a link, notes) is
+  // someone's, and nothing is deleted.
+  auto run_file = [](const fs::path& f, bool top) {
+    const auto st = fs::symlink_status(f);
+    const std::string name = f.filename().string();
+    return fs::is_regular_file(st) &&
+           (f.extension() == ".json" || (top && name.front() == '.') || (!top && name == "console.log"));
+  };
   for (const auto& e : entries) {
-    const auto st = fs::symlink_status(e);
     const std::string name = e.filename().string();
-    const bool ours = (fs::is_regular_file(st) && e.extension() == ".json") || fs::is_directory(st) ||
-                      (fs::is_regular_file(st) && name.front() == '.');
-    if (!ours) return path + " holds " + name + ", which no run writes: refusing to delete it";
+    if (fs::is_directory(fs::symlink_status(e))) {
+      for (const auto& f : fs::directory_iterator(e, ec))
+        if (!run_file(f.path(), false))
+          return path + " holds " + name + "/" + f.path().filename().string() +
+                 ", which no run writes: refusing to delete anything; move it away or choose another --out";
+      if (ec) return "cannot read " + e.string() + ": " + ec.message();
+    } else if (!run_file(e, true)) {
+      return path + " holds " + name + ", which no run writes: refusing to delete anything; move it away "
+             "or choose another --out";
+    }
   }
   for (const auto& e : entries) {
     fs::remove_all(e, ec);

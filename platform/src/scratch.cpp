@@ -81,14 +81,32 @@ bool read_small_file(int dirfd, const char* name, std::string& out) {
   return true;
 }
 
-// Why `dir` (an ancestor of the scratch root) lets another user move what is
-// below it, or "": writable by others without the sticky bit.
+// Why `dir` (an ancestor of the scratch root) lets another user change what
+// is below it, or "". It must be root's or this user's, and no one else may
+// rename in it unless the sticky bit stops them. A symbolic link is judged
+// by its owner here; the directories it leads to are judged on the resolved
+// path (prepare_scratch_root checks both).
 std::string unsafe_ancestor(const fs::path& dir) {
   struct stat st{};
-  if (::stat(dir.c_str(), &st) != 0) return "";
-  if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX) && st.st_uid != geteuid())
+  if (::lstat(dir.c_str(), &st) != 0) return "";
+  const bool trusted_owner = st.st_uid == 0 || st.st_uid == geteuid();
+  if (S_ISLNK(st.st_mode))
+    return trusted_owner ? "" : dir.string() + " is a symbolic link owned by uid " + std::to_string(st.st_uid) +
+                                    ": that user decides where the run's files go";
+  if (!trusted_owner)
+    return dir.string() + " is owned by uid " + std::to_string(st.st_uid) + ": that user can rename what is in it";
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) && !(st.st_mode & S_ISVTX))
     return dir.string() + " (mode " + mode_text(st.st_mode) + ", owner uid " + std::to_string(st.st_uid) +
            ") lets other users rename what is in it";
+  return "";
+}
+
+// The first unsafe ancestor of `p` (not `p` itself), or "".
+std::string unsafe_ancestors(const fs::path& p) {
+  for (fs::path a = p.parent_path(); !a.empty(); a = a.parent_path()) {
+    if (auto why = unsafe_ancestor(a); !why.empty()) return why;
+    if (a == a.root_path()) break;
+  }
   return "";
 }
 
@@ -97,6 +115,10 @@ std::string unsafe_ancestor(const fs::path& dir) {
 std::string prepare_scratch_root(const std::string& path, bool create) {
   if (path.empty()) return "the scratch root is empty: set SYNCPROBE_SCRATCH to a directory";
   const fs::path p = fs::absolute(path).lexically_normal();
+  // The path as written first, before anything is created through it: a
+  // link or directory of another user on the way is refused untouched.
+  if (auto why = unsafe_ancestors(p); !why.empty())
+    return "the scratch root " + path + " is not safe: " + why + ". Set SYNCPROBE_SCRATCH elsewhere";
   // Create what is missing, each new level private.
   fs::path so_far;
   for (const auto& part : p) {
@@ -126,12 +148,33 @@ std::string prepare_scratch_root(const std::string& path, bool create) {
     return "the scratch root " + path + " is writable by other users (mode " + mode_text(st.st_mode) +
            "): they could swap what the run creates there. Make it private (chmod 700), or set "
            "SYNCPROBE_SCRATCH to a directory of your own";
-  for (fs::path a = p.parent_path(); !a.empty(); a = a.parent_path()) {
-    if (auto why = unsafe_ancestor(a); !why.empty())
-      return "the scratch root " + path + " is not safe: " + why + ". Set SYNCPROBE_SCRATCH elsewhere";
-    if (a == a.root_path()) break;
-  }
+  // And the directories the path really goes through, after its links.
+  std::error_code ec;
+  const fs::path real = fs::canonical(p, ec);
+  if (ec) return "the scratch root " + path + " cannot be resolved: " + ec.message();
+  if (auto why = unsafe_ancestors(real); !why.empty())
+    return "the scratch root " + path + " (" + real.string() + ") is not safe: " + why +
+           ". Set SYNCPROBE_SCRATCH elsewhere";
   return "";
+}
+
+void make_private_dir(const std::string& path, bool may_exist) {
+  if (::mkdir(path.c_str(), 0700) == 0) return;
+  const int err = errno;
+  if (err != EEXIST || !may_exist)
+    throw std::runtime_error("cannot create " + path + ": " + std::strerror(err) +
+                             (err == EEXIST ? " (this run did not create it; a leftover of another run "
+                                              "or someone else's: remove it, or set SYNCPROBE_SCRATCH elsewhere)"
+                                            : ""));
+  struct stat st{};
+  if (::lstat(path.c_str(), &st) != 0)
+    throw std::runtime_error("cannot examine " + path + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid() || (st.st_mode & (S_IWGRP | S_IWOTH)))
+    throw std::runtime_error(path + " exists but is not a private directory of this user (" +
+                             (S_ISLNK(st.st_mode) ? std::string("a symbolic link")
+                                                  : "mode " + mode_text(st.st_mode) + ", owner uid " +
+                                                        std::to_string(st.st_uid)) +
+                             "); the run will not use it. Remove it");
 }
 
 RunDirectory::RunDirectory(const std::string& root, const std::string& run_id)
@@ -181,7 +224,10 @@ void RunDirectory::write_marker() {
   }
   const std::string text = m.dump(1) + "\n";
   const std::string tmp = path_ + "/" + kMarker + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  // A fresh file each time (a leftover temp of a failed write is removed
+  // first): never written through whatever else sits under that name.
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) throw std::runtime_error("cannot write the run marker " + tmp + ": " + std::strerror(errno));
   size_t done = 0;
   while (done < text.size()) {

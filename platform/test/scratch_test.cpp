@@ -90,12 +90,51 @@ TEST_F(ScratchTest, AnUnsafeRootIsRefusedWithTheReason) {
   fs::create_directories(base_ + "/shared/root");
   chmod((base_ + "/shared").c_str(), 0777);
   chmod((base_ + "/shared/root").c_str(), 0700);
-  if (geteuid() == 0) {
-    ASSERT_EQ(chown((base_ + "/shared").c_str(), 65534, 65534), 0);
-  }
   EXPECT_NE(prepare_scratch_root(base_ + "/shared/root").find("lets other users rename"), std::string::npos);
   chmod((base_ + "/shared").c_str(), 01777);
   EXPECT_EQ(prepare_scratch_root(base_ + "/shared/root"), "") << "sticky, like /tmp: fine";
+  if (geteuid() == 0) {
+    // The owner of a directory on the way can rename in it, sticky or not;
+    // a symbolic link on the way is its owner's choice of where things go.
+    // Nothing is created through either.
+    fs::create_directory(base_ + "/others");
+    ASSERT_EQ(chown((base_ + "/others").c_str(), 65534, 65534), 0);
+    EXPECT_NE(prepare_scratch_root(base_ + "/others/new/root").find("owned by uid 65534"), std::string::npos);
+    EXPECT_FALSE(fs::exists(base_ + "/others/new"));
+    fs::create_directory(base_ + "/mine");
+    fs::create_directory_symlink(base_ + "/mine", base_ + "/via");
+    ASSERT_EQ(lchown((base_ + "/via").c_str(), 65534, 65534), 0);
+    EXPECT_NE(prepare_scratch_root(base_ + "/via/root").find("symbolic link owned by uid 65534"), std::string::npos);
+    EXPECT_FALSE(fs::exists(base_ + "/mine/root"));
+    ASSERT_EQ(lchown((base_ + "/via").c_str(), 0, 0), 0);
+    EXPECT_EQ(prepare_scratch_root(base_ + "/via/root"), "") << "a link of root's to a safe directory is fine";
+    // The directory a link leads to is judged too.
+    fs::create_directory(base_ + "/others/root");
+    chmod((base_ + "/others/root").c_str(), 0700);
+    fs::create_directory_symlink(base_ + "/others", base_ + "/to-others");
+    EXPECT_NE(prepare_scratch_root(base_ + "/to-others/root", false).find("owned by uid 65534"), std::string::npos);
+  }
+}
+
+// The directories a run makes under its own: new and private, or (where a
+// target shares one between cases) an existing one only when it is private.
+TEST_F(ScratchTest, PrivateDirectoriesRefuseWhatTheRunDidNotMake) {
+  const std::string d = base_ + "/d";
+  make_private_dir(d, false);
+  struct stat st{};
+  ASSERT_EQ(lstat(d.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+  EXPECT_NO_THROW(make_private_dir(d, true));
+  EXPECT_THROW(make_private_dir(d, false), std::runtime_error) << "a new directory was asked for";
+  fs::create_directory_symlink(base_ + "/d", base_ + "/link");
+  try {
+    make_private_dir(base_ + "/link", true);
+    ADD_FAILURE() << "a symbolic link was accepted";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("a symbolic link"), std::string::npos) << e.what();
+  }
+  chmod(d.c_str(), 0777);
+  EXPECT_THROW(make_private_dir(d, true), std::runtime_error) << "writable by others";
 }
 
 TEST_F(ScratchTest, TheMarkerListsWhatIsHeldBeforeItIsUsed) {

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <map>
 
+#include "site.h"
 #include "syncprobe/report.h"
 
 namespace syncprobe::report_detail {
@@ -11,15 +12,10 @@ namespace {
 
 using json = nlohmann::json;
 
-const std::vector<std::string> kAxes = {"reporting", "page_fate", "recovery", "fs_reaction", "cross_fd"};
-const std::vector<std::string> kRules = {"R1", "R2", "R3", "R4", "R5", "R6", "R7"};
-
-std::string slug(const std::string& t) {
-  std::string s = t;
-  for (char& c : s)
-    if (c == ':' || c == '=' || c == '/' || c == ',' || c == '*') c = '_';
-  return s;
-}
+using site::kAxes;
+using site::kRules;
+using site::outcome_key;
+using site::target_slug;
 
 // "vm:6.1:ext4:data=journal" -> "ext4:data=journal"; "host:xfs" -> "xfs".
 std::string fs_of(const std::string& target) {
@@ -29,17 +25,6 @@ std::string fs_of(const std::string& target) {
     return colon == std::string::npos ? "" : target.substr(colon + 1);
   }
   return "";
-}
-
-// What a step returned, as the report's case pages compare it.
-std::string outcome(const json& o) {
-  if (o.is_null()) return "not run";
-  if (o.value("op", "") == "open" && o.value("ret", 0) >= 0) return "opened";
-  std::string s = o.value("hung", false) ? "hung"
-                  : o.value("ret", 0) < 0 ? "-1 " + o.value("errno", std::string())
-                                          : std::to_string(o.value("ret", 0));
-  if (o.contains("data") && o["data"].is_object()) s += " tag " + o["data"].value("tag", "");
-  return s;
 }
 
 // One row: a label and a value per column, each linked; a cell that differs
@@ -116,14 +101,14 @@ std::string across_kernels_body(const RunView& v) {
   if (columns.empty())
     return b + "<p class=\"note\">This run measured no filesystem on two or more kernels.</p>";
   b += "<nav>";
-  for (const auto& k : columns) b += "<a href=\"#fs-" + slug(k.fs) + "\">" + html_escape(k.fs) + "</a> ";
+  for (const auto& k : columns) b += "<a href=\"#fs-" + target_slug(k.fs) + "\">" + html_escape(k.fs) + "</a> ";
   b += "</nav>";
   for (const auto& k : columns) {
-    b += "<h2 id=\"fs-" + slug(k.fs) + "\">" + html_escape(k.fs) + "</h2><div class=\"wrap\"><table><caption>" +
+    b += "<h2 id=\"fs-" + target_slug(k.fs) + "\">" + html_escape(k.fs) + "</h2><div class=\"wrap\"><table><caption>" +
          html_escape(k.fs) + " on " + std::to_string(k.targets.size()) +
          " kernels</caption><thead><tr><th scope=\"col\"></th>";
     for (size_t i = 0; i < k.targets.size(); ++i)
-      b += "<th scope=\"col\"><a href=\"targets/" + slug(k.targets[i]) + ".html\">" + html_escape(k.kernels[i]) +
+      b += "<th scope=\"col\"><a href=\"targets/" + target_slug(k.targets[i]) + ".html\">" + html_escape(k.kernels[i]) +
            "</a><br><span class=\"note\">" + html_escape(k.targets[i]) + "</span></th>";
     b += "</tr></thead><tbody><tr><th scope=\"rowgroup\" colspan=\"" + std::to_string(k.targets.size() + 1) +
          "\">Profile</th></tr>";
@@ -131,7 +116,7 @@ std::string across_kernels_body(const RunView& v) {
       std::vector<std::string> values, hrefs;
       for (const auto& t : k.targets) {
         values.push_back(value_of(v.summary["targets"][t]));
-        hrefs.push_back("targets/" + slug(t) + ".html#" + anchor);
+        hrefs.push_back("targets/" + target_slug(t) + ".html#" + anchor);
       }
       return row(html_escape(label), values, hrefs);
     };
@@ -168,9 +153,9 @@ std::string across_kernels_body(const RunView& v) {
           } else {
             for (const auto& s : res.value("steps", json::array()))
               if (s.value("index", size_t(0)) == i) o = s;
-            values.push_back(outcome(o));
+            values.push_back(outcome_key(o));
           }
-          hrefs.push_back("cases/" + slug(k.targets[col]) + "/" + c + ".html#step-" + std::to_string(i));
+          hrefs.push_back("cases/" + target_slug(k.targets[col]) + "/" + c + ".html#step-" + std::to_string(i));
         }
         if (std::all_of(values.begin(), values.end(), [&](const std::string& x) { return x == values[0]; })) continue;
         ++differing;

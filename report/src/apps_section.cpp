@@ -2,6 +2,7 @@
 // scenario × target → what the program detected and the outcome of every
 // read after the fault, each linked to the case's steps (the evidence).
 #include "site.h"
+#include "syncprobe/taxonomy.h"
 #include "syncprobe/report.h"
 
 namespace syncprobe::site {
@@ -12,8 +13,7 @@ std::string apps_section(const Run& r) {
   std::string b =
       "<h2 id=\"apps\">Applications: what real programs did with the fault</h2><div class=\"wrap\">"
       "<table><caption>Program × scenario × target. Detected: how the program showed the failure. "
-      "Reads: the value each later read returned and its outcome (acked-present, failed-absent, "
-      "OV old value, FF false failure, KNF key not found, VC corrupted value, refuses-start). "
+      "Reads: the value each later read returned and its outcome (below). "
       "Fault layer: where the failure came from (a device fault is never mixed with a libfiu one). "
       "Each row links to the steps, with the program's command, exit status and output."
       "</caption><thead><tr><th scope=\"col\">Program</th><th scope=\"col\">Scenario</th>"
@@ -43,13 +43,28 @@ std::string apps_section(const Run& r) {
     }
     b += "</td><td>";
     for (const auto& o : row.value("outcomes", json::array())) {
-      const std::string s = o.get<std::string>();
-      const bool bad = s == "OV" || s == "FF" || s == "KNF" || s == "VC" || s == "refuses-start";
-      b += "<span class=\"" + std::string(bad ? "bad" : "good") + "\">" + html_escape(s) + "</span> ";
+      const std::string s = o.is_string() ? o.get<std::string>() : o.dump();
+      // An outcome this version does not know (a summary from another
+      // version) is shown as unknown, never as good.
+      const taxonomy::Value* k = taxonomy::find_app_outcome(s);
+      const bool bad = k && k->tone == taxonomy::Tone::bad;
+      const std::string cls = k ? std::string(taxonomy::to_string(k->tone)) : "none";
+      b += "<span class=\"" + cls + "\" title=\"" +
+           html_escape(k ? std::string(k->meaning) : "not an outcome this version knows") + "\">" + html_escape(s) +
+           (bad ? " ✗" : "") + "</span> ";
     }
     b += "</td></tr>";
   }
-  return b + "</tbody></table></div>";
+  b += "</tbody></table></div><table><caption>Outcomes of a read after the fault (✗: the program lost, "
+       "invented or refused acknowledged data)</caption><thead><tr><th scope=\"col\">Outcome</th>"
+       "<th scope=\"col\">Meaning</th></tr></thead><tbody>";
+  for (const auto& k : taxonomy::app_outcomes()) {
+    const bool bad = k.tone == taxonomy::Tone::bad;
+    b += "<tr><th scope=\"row\"><span class=\"" + std::string(taxonomy::to_string(k.tone)) + "\">" +
+         std::string(k.name) + (bad ? " ✗" : "") + "</span></th><td>" + html_escape(std::string(k.meaning)) +
+         "</td></tr>";
+  }
+  return b + "</tbody></table>";
 }
 
 }  // namespace syncprobe::site

@@ -118,12 +118,10 @@ std::string read_text(const fs::path& p) {
   return ss.str();
 }
 
-void write_file(const fs::path& p, const std::string& text) {
-  fs::create_directories(p.parent_path());
-  const fs::path tmp = p.string() + ".tmp";
-  std::ofstream(tmp, std::ios::binary | std::ios::trunc) << text;
-  fs::rename(tmp, p);
-}
+// Every page through a temporary of its own, checked and renamed: a full
+// disk or a second writer throws (report.cpp turns that into a message)
+// instead of leaving a truncated page or another writer's half.
+void write_file(const fs::path& p, const std::string& text) { write_file_atomic(p.string(), text); }
 
 namespace {
 const char kCss[] = R"CSS(
@@ -134,7 +132,7 @@ h1{font-size:1.6rem;margin:.2rem 0}h2{font-size:1.25rem;margin-top:2rem;border-b
 table{border-collapse:collapse;font-size:.88rem}caption{text-align:left;font-weight:600;padding:.3rem 0}
 th,td{border:1px solid var(--line);padding:.25rem .45rem;text-align:left;vertical-align:top}
 thead th{background:#f6f8fa;position:sticky;top:0}
-td.good{background:#dafbe1}td.bad{background:#ffebe9}td.mid{background:#fff8c5}td.none{color:var(--none)}
+td.good,span.good{background:#dafbe1}td.bad,span.bad{background:#ffebe9}span.none{color:var(--none)}td.mid{background:#fff8c5}td.none{color:var(--none)}
 td.changed{outline:2px solid #bf8700;outline-offset:-2px;background:#fff8c5}.chg{font-size:.8rem;color:#7d4e00}
 td.diff,tr.diff td{background:#fff1e5}.tag{font-family:ui-monospace,monospace}
 .badge{display:inline-block;font-size:.75rem;border:1px solid var(--line);border-radius:1em;padding:0 .5em;color:var(--none)}
@@ -218,21 +216,28 @@ static std::string failure_text(const json& o, const std::string& unknown) {
   return unknown;
 }
 
+// A step's return value; a step that never returned (killed, harness
+// failure) may carry a null "ret", which reads as no failure count here.
+static long ret_of(const json& o) {
+  return o.contains("ret") && o["ret"].is_number_integer() ? o["ret"].get<long>() : 0;
+}
+
 std::string observed_cell(const json& o) {
   if (o.is_null()) return "<td class=\"none\">not run</td>";
   std::string s;
   if (o.value("hung", false)) s = "hung";
-  else if (o.value("ret", 0) < 0) s = "-1 " + html_escape(failure_text(o, "?"));
-  else s = std::to_string(o.value("ret", 0));
+  else if (ret_of(o) < 0) s = "-1 " + html_escape(failure_text(o, "?"));
+  else s = std::to_string(ret_of(o));
   if (o.contains("data") && o["data"].is_object()) s += " <span class=\"tag\">tag " + html_escape(o["data"].value("tag", "")) + "</span>";
-  return "<td>" + (o.value("hung", false) || o.value("ret", 0) < 0 ? std::string("<strong>") + s + "</strong>" : s) + "</td>";
+  return "<td>" + (o.value("hung", false) || ret_of(o) < 0 ? std::string("<strong>") + s + "</strong>" : s) + "</td>";
 }
 
 std::string outcome_key(const json& o) {
   if (o.is_null()) return "not run";
-  if (o.value("op", "") == "open" && o.value("ret", 0) >= 0) return "opened";
-  std::string s = o.value("hung", false) ? "hung" : o.value("ret", 0) < 0 ? "-1 " + failure_text(o, "") : std::to_string(o.value("ret", 0));
-  if (o.contains("data") && o["data"].is_object()) s += o["data"].value("tag", "");
+  if (o.value("op", "") == "open" && ret_of(o) >= 0) return "opened";
+  std::string s = o.value("hung", false) ? "hung" : ret_of(o) < 0 ? "-1 " + failure_text(o, "?") : std::to_string(ret_of(o));
+  if (o.contains("data") && o["data"].is_object() && o["data"].contains("tag") && o["data"]["tag"].is_string())
+    s += " tag " + o["data"]["tag"].get<std::string>();
   return s;
 }
 

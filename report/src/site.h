@@ -67,7 +67,7 @@ std::string case_href(const std::string& target, const std::string& c);
 std::string fmt_ns(double ns);
 std::string platform_cell(const json& target_summary);
 std::string observed_cell(const json& observation);
-std::string outcome_key(const json& observation);  // what two runs of a step are compared by
+std::string outcome_key(const json& observation);  // "opened", "hung", "-1 EIO", "0 tag A": what two runs of a step are compared by, as shown
 std::string args_text(const json& args);
 
 // Pages and files, each from the loaded run.

@@ -109,5 +109,77 @@ TEST_F(ReportFiles, MissingSummaryIsBadInputNamingTheFix) {
   EXPECT_NE(err.str().find("syncprobe classify"), std::string::npos) << err.str();
 }
 
+// An application row whose scan found a key never put (KC): marked bad with
+// its meaning, and explained in the outcome table under the application table;
+// an outcome this version does not know is never shown as good.
+TEST_F(ReportFiles, ACorruptedKeyIsABadOutcomeExplainedInTheTable) {
+  json summary = json::parse(slurp(dir_ + "/summary.json"));
+  summary["applications"] = {{{"target", "reference:x"}, {"case", "c1"}, {"program", "sqlite"},
+                              {"variant", "wal"}, {"status", "completed"}, {"fault_layer", "libfiu"},
+                              {"detected", {"error-return"}}, {"reads", json::array()},
+                              {"outcomes", {"KC", "acked-present", "XX"}}}};
+  write_file_atomic(dir_ + "/summary.json", summary.dump());
+  const std::string index = slurp(write() + "/index.html");
+  EXPECT_NE(index.find("<span class=\"bad\" title=\"key corrupted: a scan lists a key that was never put\">KC ✗</span>"),
+            std::string::npos) << index;
+  EXPECT_NE(index.find("<span class=\"good\" title=\"a read shows the last acknowledged value\">acked-present</span>"),
+            std::string::npos);
+  EXPECT_NE(index.find("<span class=\"none\" title=\"not an outcome this version knows\">XX</span>"),
+            std::string::npos);
+  EXPECT_NE(index.find("<th scope=\"row\"><span class=\"bad\">KC ✗</span></th><td>key corrupted"), std::string::npos);
+}
+
+// A case that ran on ext4 under two guest kernels, where the newer kernel's
+// worker was killed by a signal in step 0: the result has ret -1 and a null
+// errno. The across-kernels page must show the signal, not fail on the null.
+TEST(AcrossKernels, AStepKilledByASignalShowsTheSignalNotAnErrno) {
+  char tmpl[] = "/tmp/report_test.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  Case c;
+  c.id = "c1";
+  c.title = "case c1";
+  Step s;
+  s.kind = StepKind::fsync;
+  s.line = 3;
+  c.steps.push_back(s);
+  json run = {{"schema", "syncprobe.run/1"}, {"id", "run-1"}, {"syncprobe_version", "9.8.7"},
+              {"host", {{"kernel", "6.1"}, {"machine", "x86_64"}}}, {"cases", {{"c1", c}}}};
+  write_file_atomic(dir + "/run.json", run.dump());
+  json targets = json::object();
+  for (const std::string kernel : {"6.1.0-1-amd64", "6.12.0-1-amd64"}) {
+    const std::string t = "vm:" + kernel.substr(0, kernel.find(".0-")) + ":ext4";
+    CaseResult r;
+    r.case_id = "c1";
+    r.target = t;
+    r.environment = {{"kernel", kernel}, {"fs", "ext4"}, {"measured", true}};
+    StepObservation o;
+    o.op = "fsync";
+    o.line = 3;
+    if (kernel.rfind("6.12", 0) == 0) {
+      o.result = SysResult{-1, 0, false};
+      o.detail = {{"signal", "SIGKILL"}};
+    }
+    r.steps.push_back(o);
+    write_file_atomic(dir + "/" + result_path(t, "c1"), json(r).dump());
+    targets[t] = {{"measured", true}, {"environment", {{"kind", "vm"}, {"kernel", kernel}, {"fs", "ext4"}}},
+                  {"profile", json::object()}, {"rules", json::object()}, {"closest_policy", nullptr},
+                  {"evidence", json::object()},
+                  {"cases", {{"c1", {{"status", "completed"}, {"reason", ""}, {"checks_passed", 0}, {"checks_failed", 0}}}}}};
+  }
+  write_file_atomic(dir + "/summary.json",
+                    json({{"schema", "syncprobe.summary/1"}, {"rules", json::object()}, {"targets", targets}}).dump());
+  ReportOptions opt;
+  opt.results_dir = dir;
+  opt.out_dir = dir + "/site";
+  std::ostringstream out, err;
+  ASSERT_EQ(write_report(opt, out, err), 0) << err.str();
+  const std::string page = slurp(dir + "/site/kernels.html");
+  EXPECT_NE(page.find(">0</a></td><td class=\"changed\"><a href=\"cases/vm_6.12_ext4/c1.html#step-0\">-1 SIGKILL</a>"),
+            std::string::npos)
+      << page;
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace syncprobe

@@ -109,6 +109,17 @@ constexpr std::array kFstestsVerdicts = {
     Value{kUnknown, "the case hung or failed before fstests' condition could be judged", T::none},
 };
 
+constexpr std::array kAppOutcomes = {
+    Value{"acked-present", "a read shows the last acknowledged value", T::good},
+    Value{"failed-absent", "a read shows the acknowledged value from before a reported failure", T::good},
+    Value{"OV", "old value: an older acknowledged value after a newer put was acknowledged", T::bad},
+    Value{"FF", "false failure: a put reported failure, yet its value is read back", T::bad},
+    Value{"KNF", "key not found after a put was acknowledged", T::bad},
+    Value{"VC", "value corrupted: neither a value put nor absent", T::bad},
+    Value{"KC", "key corrupted: a scan lists a key that was never put", T::bad},
+    Value{"refuses-start", "the program fails to read, or its check fails, after the heal", T::bad},
+};
+
 }  // namespace
 
 std::string_view to_string(Tone t) {
@@ -126,6 +137,13 @@ std::span<const Axis> axes() { return kAxes; }
 std::span<const FaultClass> fault_classes() { return kFaultClasses; }
 std::span<const Value> rule_verdicts() { return kRuleVerdicts; }
 std::span<const Value> fstests_verdicts() { return kFstestsVerdicts; }
+std::span<const Value> app_outcomes() { return kAppOutcomes; }
+
+const Value* find_app_outcome(std::string_view name) {
+  for (const auto& v : kAppOutcomes)
+    if (v.name == name) return &v;
+  return nullptr;
+}
 
 const Rule* find_rule(std::string_view id) {
   for (const auto& r : kRules)

@@ -9,15 +9,9 @@ namespace syncprobe {
 
 // For one case result: nullopt-like empty object when it has no app steps;
 // otherwise {program, variant, fault_layer, detected: [how...], reads: [...],
-// outcomes: [...], steps: [indexes]}. Outcome names:
-//   acked-present  a read shows the last acknowledged value
-//   failed-absent  a read shows the acknowledged value from before a reported failure
-//   OV  old value: an older acknowledged value after a newer put was acknowledged
-//   FF  false failure: a put reported failure, yet its value is read back
-//   KNF key not found after a put was acknowledged
-//   VC  value corrupted: neither a value put nor absent
-//   KC  key corrupted: a scan lists a key that was never put
-//   refuses-start  the program fails to read or its check fails after the heal
+// outcomes: [...], steps: [indexes]}. The outcomes are those of
+// taxonomy::app_outcomes() (acked-present, failed-absent, OV, FF, KNF, VC,
+// KC, refuses-start), where their meanings are written once.
 // A read refused while the fault is still in place is detection ("refusal to
 // continue"), recorded in `reads` as refused-while-faulty, not an outcome.
 // Detection also names "panic" (a server that logged PANIC and stopped).

@@ -13,6 +13,7 @@
 #include "syncprobe/blockdev_injector.h"
 #include "syncprobe/command.h"
 #include "syncprobe/loop_device.h"
+#include "syncprobe/scratch.h"
 
 namespace syncprobe {
 namespace {
@@ -26,10 +27,6 @@ int create_new(const std::string& path) {
   return fd;
 }
 
-void make_dir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
-    throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
-}
 
 }  // namespace
 
@@ -87,7 +84,7 @@ std::unique_ptr<MountedStorage> make_blockdev_storage(const BlockdevStorageOptio
   parts.device_bytes = kBlockdevImageBytes;
   parts.app = o.app;
   if (process_injector) parts.process_injectors.push_back(std::move(process_injector));
-  make_dir(o.dir + "/mnt");
+  make_private_dir(o.dir + "/mnt", false);
   parts.fs = std::make_unique<Filesystem>(o.fs, parts.loop->path(), o.dir + "/mnt", o.step_timeout, ledger);
   // Setup is not a step: a slow first mount (log recovery) gets more time.
   SysResult m = parts.fs->mount(o.step_timeout + 60s);

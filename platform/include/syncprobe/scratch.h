@@ -24,6 +24,12 @@ namespace syncprobe {
 // create = false a missing root is an error too (nothing is created).
 std::string prepare_scratch_root(const std::string& path, bool create = true);
 
+// A directory of the run's own below its run directory: created with mode
+// 0700, or, when `may_exist` and it is there already, accepted only as a real
+// directory (not a symbolic link) owned by this user that no group or other
+// user can write. Throws std::runtime_error naming the path otherwise.
+void make_private_dir(const std::string& path, bool may_exist);
+
 // A run's own directory under the scratch root, and its marker. Every
 // acquire() rewrites the marker atomically before returning.
 class RunDirectory final : public Ledger {

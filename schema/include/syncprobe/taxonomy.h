@@ -68,6 +68,12 @@ inline constexpr std::string_view kNotApplicable = "n/a";
 std::span<const Value> fstests_verdicts();
 inline constexpr std::string_view kNotRun = "not run";
 
+// Outcomes of a read by an application after a fault (docs/apps.md), in the
+// order the report explains them; bad ones lost, invented or refused data the
+// program had acknowledged. The classifier's app_outcome() names only these.
+std::span<const Value> app_outcomes();
+const Value* find_app_outcome(std::string_view name);  // nullptr when unknown
+
 // The class a profile is headlined by: the fault the 2017 thread is about.
 inline constexpr std::string_view kHeadlineClass = "data-write";
 

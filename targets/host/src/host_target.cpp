@@ -32,6 +32,7 @@
 #include "syncprobe/interpreter.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/mounted_storage.h"
+#include "syncprobe/scratch.h"
 #include "syncprobe/app_driver.h"
 #include "syncprobe/libfiu_injector.h"
 
@@ -87,10 +88,6 @@ bool host_has_dm() {
   return registered && access("/dev/mapper/control", R_OK | W_OK) == 0 && !find_program("dmsetup").empty();
 }
 
-void make_dir(const std::string& path) {
-  if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST)
-    throw std::runtime_error("cannot create " + path + ": " + std::strerror(errno));
-}
 
 void must(const std::vector<std::string>& argv, std::chrono::milliseconds t) {
   CommandResult r = run_program(argv, t);
@@ -154,8 +151,8 @@ class HostTarget final : public Target {
     Ledger& ledger = ctx.ledger ? *ctx.ledger : none;
     try {
       if (ctx.scratch_dir.empty()) throw std::runtime_error("harness: the run has no scratch directory");
-      make_dir(tdir);
-      make_dir(dir);
+      make_private_dir(tdir, true);  // the target's, shared by its cases
+      make_private_dir(dir, false);
       const bool fiu = c.capabilities().count("fault:libfiu") > 0;
       auto storage = use_dm() ? dm_storage(c, ctx, dir, ledger) : blockdev_storage(ctx, dir, ledger, fiu);
       r.environment = storage->environment();
@@ -196,7 +193,7 @@ class HostTarget final : public Target {
     o.app = app_runner(ledger);  // sqlite, qemu-img, postgres: the host has the programs
     std::unique_ptr<Injector> libfiu;
     if (fiu) {
-      make_dir(dir + "/fiu");
+      make_private_dir(dir + "/fiu", false);
       libfiu = std::make_unique<LibfiuInjector>(dir + "/fiu", ctx.step_timeout);
     }
     return make_blockdev_storage(o, ledger, std::move(libfiu));
@@ -223,7 +220,7 @@ class HostTarget final : public Target {
 
   std::unique_ptr<MountedStorage> mount(StorageParts parts, const std::string& device, const RunContext& ctx,
                                         const std::string& dir, Ledger& ledger) {
-    make_dir(dir + "/mnt");
+    make_private_dir(dir + "/mnt", true);  // the dm layout may have made it
     parts.fs = std::make_unique<Filesystem>(h_, device, dir + "/mnt", ctx.step_timeout, ledger);
     // Setup is not a step: a slow first mount (log recovery) gets more time.
     SysResult m = parts.fs->mount(ctx.step_timeout + 60s);

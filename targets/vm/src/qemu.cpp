@@ -65,6 +65,12 @@ std::string preferred_accelerator() {
   return access("/dev/kvm", R_OK | W_OK) == 0 && !kvm_failed ? "kvm" : "tcg";
 }
 
+std::string drive_arg(const std::string& path, const std::string& options) {
+  std::string s = "file=";
+  for (char c : path) s += c == ',' ? std::string(",,") : std::string(1, c);
+  return s + "," + options;
+}
+
 BootResult boot_guest(const BootSpec& spec) {
   BootResult res;
   fs::create_directories(spec.dir);
@@ -86,9 +92,9 @@ BootResult boot_guest(const BootSpec& spec) {
         "-accel", kvm ? "kvm" : "tcg", "-serial", "file:" + res.console_path,
         "-kernel", spec.vmlinuz, "-initrd", spec.initrd,
         "-append", "console=ttyS0 panic=-1 rdinit=/init loglevel=4 " + spec.append,
-        "-drive", "file=" + scratch + ",if=virtio,format=raw,cache=unsafe",
-        "-drive", "file=" + input + ",if=virtio,format=raw,readonly=on",
-        "-drive", "file=" + output + ",if=virtio,format=raw,cache=writethrough",
+        "-drive", drive_arg(scratch, "if=virtio,format=raw,cache=unsafe"),
+        "-drive", drive_arg(input, "if=virtio,format=raw,readonly=on"),
+        "-drive", drive_arg(output, "if=virtio,format=raw,cache=writethrough"),
         "-nic", "none"};
     if (kvm) argv.insert(argv.end(), {"-cpu", "host"});
     int go[2];

@@ -39,6 +39,12 @@ struct BootResult {
 // interruption and watchdog; never leaves it running.
 BootResult boot_guest(const BootSpec& spec);
 
+// A -drive argument for the image at `path` with `options` after it. QEMU
+// splits -drive at commas and reads ",," as one comma in a value, so every
+// comma of the path is doubled: a scratch root named "x,format=qcow2" stays
+// a file name instead of adding options.
+std::string drive_arg(const std::string& path, const std::string& options);
+
 // The accelerator boot_guest tries first.
 std::string preferred_accelerator();
 

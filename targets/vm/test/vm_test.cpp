@@ -9,6 +9,7 @@
 
 #include "../src/guest_protocol.h"
 #include "../src/kernel_catalogue.h"
+#include "../src/qemu.h"
 
 namespace fs = std::filesystem;
 using namespace syncprobe;
@@ -135,6 +136,12 @@ TEST(Catalogue, WithoutConfigModulesAndBuiltinsDecide) {
   ASSERT_EQ(missing.size(), 1u);
   EXPECT_EQ(missing[0].option, "CONFIG_XFS_FS");
   fs::remove_all(d);
+}
+
+TEST(Qemu, ACommaInAnImagePathCannotAddDriveOptions) {
+  EXPECT_EQ(vm::drive_arg("/s/r1/scratch.img", "if=virtio,format=raw"), "file=/s/r1/scratch.img,if=virtio,format=raw");
+  EXPECT_EQ(vm::drive_arg("/s/x,format=qcow2,/scratch.img", "if=virtio,format=raw"),
+            "file=/s/x,,format=qcow2,,/scratch.img,if=virtio,format=raw");
 }
 
 TEST(GuestProtocol, InputRoundTripsAndIsPaddedToPages) {

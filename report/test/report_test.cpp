@@ -1,6 +1,7 @@
 // The report's machine-readable files (KTAP, JUnit) from a small results
 // directory written here: links only the report library and what it uses.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdlib>
 #include <filesystem>
@@ -107,6 +108,19 @@ TEST_F(ReportFiles, MissingSummaryIsBadInputNamingTheFix) {
   std::ostringstream out, err;
   EXPECT_EQ(write_report(o, out, err), 2);
   EXPECT_NE(err.str().find("syncprobe classify"), std::string::npos) << err.str();
+}
+
+// A results file that is not a regular file (here a FIFO no one writes,
+// which a plain read would wait on forever) is bad input with a message.
+TEST_F(ReportFiles, AResultsFileThatIsNotARegularFileIsRefused) {
+  fs::remove(dir_ + "/run.json");
+  ASSERT_EQ(mkfifo((dir_ + "/run.json").c_str(), 0600), 0);
+  ReportOptions o;
+  o.results_dir = dir_;
+  o.out_dir = dir_ + "/site";
+  std::ostringstream out, err;
+  EXPECT_EQ(write_report(o, out, err), 2);
+  EXPECT_NE(err.str().find("run.json: not a regular file"), std::string::npos) << err.str();
 }
 
 // An application row whose scan found a key never put (KC): marked bad with

@@ -61,6 +61,27 @@ void check_flow(const Case& c, const StepErrorAt& at) {
       open.erase(it);
     }
   }
+  // One fault layer per case: a libfiu fault (a program's calls fail) and a
+  // device fault (the storage fails) in one case would leave every outcome
+  // without a known cause (docs/apps.md).
+  const Step* fiu = nullptr;
+  const Step* device = nullptr;
+  for (const Step& s : c.steps) {
+    const bool is_fiu = s.kind == StepKind::fault && s.arg("range") == "libfiu";
+    const bool is_device = (s.kind == StepKind::fault && !is_fiu) || s.kind == StepKind::thin_limit;
+    if (is_fiu && !fiu) fiu = &s;
+    if (is_device && !device) device = &s;
+    if (fiu && device) {
+      const Step& first = fiu->line < device->line ? *fiu : *device;
+      const Step& second = &first == fiu ? *device : *fiu;
+      at(second, std::string("this case already injects a ") + (&first == fiu ? "libfiu" : "device") +
+                     " fault (line " + std::to_string(first.line) + "); a " +
+                     (&first == fiu ? "device" : "libfiu") +
+                     " fault as well would leave its outcomes without a known cause",
+         "split it into two cases, one per fault layer");
+      break;
+    }
+  }
   for (size_t i = 0; i < c.steps.size(); ++i) {
     const Step& s = c.steps[i];
     if (!s.check) continue;

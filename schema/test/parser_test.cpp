@@ -117,7 +117,10 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"  { op = \"fault\", range = \"libfiu\" },\n", 5, 3, "a libfiu fault needs 'point'",
             "point = \"posix/io/sync/fdatasync\""},
         Bad{"  { op = \"fault\", range = \"data\", point = \"posix/io/sync/fsync\" },\n", 5, 43,
-            "'point' is only meaningful with range = \"libfiu\"", "range = \"libfiu\""}));
+            "'point' is only meaningful with range = \"libfiu\"", "range = \"libfiu\""},
+        Bad{"  { op = \"fault\", range = \"libfiu\", point = \"posix/io/sync/fsync\" },\n"
+            "  { op = \"heal\" },\n  { op = \"fault\", range = \"data\" },\n",
+            7, 3, "already injects a libfiu fault (line 5); a device fault as well", "one per fault layer"}));
 
 TEST(Parser, LibfiuFaultNeedsItsCapability) {
   ParseOutcome p = parse(

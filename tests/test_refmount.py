@@ -96,6 +96,12 @@ def test_programs_run_on_the_mount(both):
     init, put = r["steps"][0], r["steps"][1]
     assert init["op"] == put["op"] == "app" and init["ret"] == 0 and put["ret"] == 0, (init, put)
     assert "/mnt/" in init["detail"]["app"]["command"][-2] or any("/mnt/" in a for a in init["detail"]["app"]["command"])
+    # What cannot run on the mount is skipped with the reason, never run
+    # into an error: PostgreSQL (no file owners), SQLite WAL (shared mapping).
+    for case, lacked in (("app-postgres-wal-fault-kept", "app:postgres (the mount has no file owners"),
+                         ("app-sqlite-wal-data-fault", "mmap (a FUSE file opened for direct I/O")):
+        r = json.loads((out / "refmount:proposed" / f"{case}.json").read_text())
+        assert r["status"] == "skipped" and r["reason"].startswith("target lacks capability: " + lacked), (case, r)
 
 
 def test_nothing_of_the_run_is_left(both):

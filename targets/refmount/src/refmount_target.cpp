@@ -28,6 +28,8 @@ const std::map<std::string, std::string>& fuse_lacks() {
       {"mmap-read", "a FUSE file opened for direct I/O cannot be mapped shared"},
       {"raw-device", "the mount exposes files, not the simulated device under them"},
       {"fault:hang", "a hung request would stop the mount's only FUSE loop"},
+      {"app:postgres", "the mount has no file owners: initdb cannot give its data directory to the "
+                       "postgres user (chown fails with EPERM)"},
   };
   return lacks;
 }
@@ -48,8 +50,8 @@ class RefmountTarget final : public Target {
   }
   std::set<std::string> capabilities() const override {
     std::set<std::string> caps = ref::model_capabilities(policy_);
-    for (const auto& [cap, why] : fuse_lacks()) caps.erase(cap);
     caps.merge(installed_app_capabilities());  // real programs run on the mount
+    for (const auto& [cap, why] : fuse_lacks()) caps.erase(cap);
     return caps;
   }
   std::string lack_reason(const std::string& capability) const override {

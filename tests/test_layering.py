@@ -62,7 +62,22 @@ def header_owners(root):
     return owners
 
 
-INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
+# "syncprobe/x.h", "private.h", "../src/x.h", and <syncprobe/x.h> (the
+# project's headers may be included either way).
+INCLUDE = re.compile(r'^\s*#\s*include\s+(?:"([^"]+)"|<(syncprobe/[^>]+)>)', re.M)
+
+
+def library_of(path, root):
+    """The library a file lies in, or None (outside every library)."""
+    try:
+        parts = path.resolve().relative_to(root.resolve()).parts
+    except ValueError:
+        return None
+    libs = libraries(root)
+    for n in (2, 1):
+        if "/".join(parts[:n]) in libs:
+            return "/".join(parts[:n])
+    return None
 
 
 def violations(root=ROOT):
@@ -72,12 +87,18 @@ def violations(root=ROOT):
         for f in (root / lib).rglob("*"):
             if f.suffix not in SOURCES:
                 continue
-            for inc in INCLUDE.findall(f.read_text(errors="replace")):
+            for quoted, angled in INCLUDE.findall(f.read_text(errors="replace")):
+                inc = quoted or angled
                 owner = owners.get(inc)
+                if owner is None and quoted and (f.parent / inc).exists():
+                    # A header by its path: beside the source (reference/src/fiu_points.h)
+                    # or reached with ../ — it belongs to the library it lies in.
+                    owner = library_of(f.parent / inc, root)
+                    if owner is None:
+                        broken.append(f"{f.relative_to(root)}: {inc} lies outside every library")
+                        continue
                 if owner is None:
-                    # A private header beside the source (reference/src/fiu_points.h).
-                    if not (f.parent / inc).exists():
-                        broken.append(f"{f.relative_to(root)}: unknown header {inc}")
+                    broken.append(f"{f.relative_to(root)}: unknown header {inc}")
                     continue
                 if owner != lib and owner not in allowed(lib, root):
                     broken.append(f"{f.relative_to(root)}: {inc} belongs to {owner}")
@@ -117,7 +138,17 @@ def test_the_checker_catches_violations(tmp_path):
     source("engine", '#include "syncprobe/commands.h"\n')         # anything on cli
     source("targets/vm", '#include "syncprobe/host_target.h"\n')  # a target on another
     source("cli", '#include "syncprobe/vm_target.h"\n')           # fine
+    # The same rules for <syncprobe/...> and for a header reached by its path.
+    (tmp_path / "analysis" / "src").mkdir(parents=True)
+    (tmp_path / "analysis" / "src" / "y.cpp").write_text("#include <syncprobe/target.h>\n")
+    (tmp_path / "targets" / "host" / "src").mkdir(parents=True)
+    (tmp_path / "targets" / "host" / "src" / "private.h").write_text("#pragma once\n")
+    (tmp_path / "targets" / "vm" / "src" / "y.cpp").write_text('#include "../../host/src/private.h"\n')
+    (tmp_path / "targets" / "vm" / "src" / "z.cpp").write_text('#include "../src/x.cpp"\n')  # its own: fine
     found = "\n".join(violations(tmp_path))
+    assert "analysis/src/y.cpp: syncprobe/target.h belongs to engine" in found
+    assert "targets/vm/src/y.cpp: ../../host/src/private.h belongs to targets/host" in found
+    assert "targets/vm/src/z.cpp" not in found
     assert "report/src/x.cpp: syncprobe/target.h belongs to engine" in found
     assert "engine/src/x.cpp: syncprobe/commands.h belongs to cli" in found
     assert "targets/vm/src/x.cpp: syncprobe/host_target.h belongs to targets/host" in found

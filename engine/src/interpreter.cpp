@@ -58,7 +58,7 @@ class Interpreter {
       obs.op = std::string(step_spec(step.kind).name);
       obs.proc = step_spec(step.kind).in_process ? step.proc : "";
       obs.args = step.args;
-      const uint64_t hits_before = storage_.injected_hits();
+      const auto hits_before = storage_.injected_by_layer();
       const auto t0 = std::chrono::steady_clock::now();
       try {
         execute(step, obs);
@@ -70,10 +70,14 @@ class Interpreter {
       const auto t1 = std::chrono::steady_clock::now();
       obs.duration_ns =
           uint64_t(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count());
-      const uint64_t hits_after = storage_.injected_hits();
-      if (hits_after > hits_before) {
-        obs.injected = hits_after - hits_before;
-        obs.fault_layer = storage_.layer();
+      // Which layer failed, dropped or held this step's I/O: the ones whose
+      // count moved ("fuse-blockdev", or "fuse-blockdev+libfiu" if both did).
+      for (const auto& [layer, after] : storage_.injected_by_layer()) {
+        const auto it = hits_before.find(layer);
+        const uint64_t before = it == hits_before.end() ? 0 : it->second;
+        if (after <= before) continue;
+        obs.injected += after - before;
+        obs.fault_layer += (obs.fault_layer.empty() ? "" : "+") + layer;
       }
       if (obs.result.harness && obs.error.empty())
         obs.error = std::string("harness failure (") + obs.result.harness + ")" +

@@ -186,6 +186,39 @@ TEST(Interpreter, AnErrorFaultThatNeverFiredIsNoMeasurement) {
   EXPECT_EQ(e.status, CaseStatus::completed) << e.reason;
 }
 
+// A storage with a device injector and a process injector: the step's
+// fault_layer names the layer whose count moved during it, not the storage's
+// first layer.
+class TwoLayerStorage : public CountingStorage {
+ public:
+  TwoLayerStorage() : CountingStorage(true) {}
+  SysResult fault(const FaultRequest& r, nlohmann::json&) override {
+    (r.where == FaultRequest::Where::libfiu ? fiu_ : device_) = 1;
+    return SysResult::success();
+  }
+  std::map<std::string, uint64_t> injected_by_layer() override {
+    return {{"fuse-blockdev", device_}, {"libfiu", fiu_}};
+  }
+
+ private:
+  uint64_t device_ = 0, fiu_ = 0;
+};
+
+TEST(Interpreter, EachStepRecordsTheLayerWhoseCountMoved) {
+  Case c;
+  c.id = "t";
+  c.steps = {step(StepKind::open, {{"fd", "a"}, {"file", "f"}}),
+             step(StepKind::fault, {{"range", "libfiu"}, {"point", "posix/io/sync/fsync"}}),
+             step(StepKind::fsync, {{"fd", "a"}})};
+  TwoLayerStorage s;
+  CaseResult r;
+  interpret(c, s, r);
+  ASSERT_EQ(r.steps.size(), 3u) << r.reason;
+  EXPECT_EQ(r.steps[1].fault_layer, "libfiu");
+  EXPECT_EQ(r.steps[1].injected, 1u);
+  EXPECT_EQ(r.steps[2].fault_layer, "");
+}
+
 TEST(ForwardingProcess, ForwardsMappedReads) {
   SigbusProcess inner;
   ForwardingProcess outer(inner);

@@ -277,6 +277,13 @@ uint64_t MountedStorage::injected_hits() {
   return n;
 }
 
+std::map<std::string, uint64_t> MountedStorage::injected_by_layer() {
+  std::map<std::string, uint64_t> by;
+  by[parts_.device_injector->layer()] += parts_.device_injector->injected();
+  for (auto& i : parts_.process_injectors) by[i->layer()] += i->injected();
+  return by;
+}
+
 std::optional<std::string> MountedStorage::broken() {
   if (!parts_.device_injector) return std::nullopt;
   if (auto why = parts_.device_injector->failure())

@@ -11,6 +11,7 @@
 // resolve them. Descriptors are the implementation's own integers.
 #include <cerrno>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -167,6 +168,10 @@ class Storage {
 
   // Operations the injector has failed, dropped or hung so far (cumulative).
   virtual uint64_t injected_hits() = 0;
+  // The same, per layer, for a storage with stacked injectors (a device
+  // injector under the filesystem, libfiu in front of the programs): the
+  // interpreter records in each step the layer(s) whose count moved.
+  virtual std::map<std::string, uint64_t> injected_by_layer() { return {{layer(), injected_hits()}}; }
 
   // Why this storage's machinery can no longer be trusted (its injector
   // stopped, a worker died), or nullopt. Checked after every step: a case

@@ -78,6 +78,7 @@ class MountedStorage : public Storage {
   SysResult shutdown(ShutdownFlush flush, nlohmann::json& detail) override;
   SysResult app(const AppCall& call, nlohmann::json& evidence) override;
   uint64_t injected_hits() override;
+  std::map<std::string, uint64_t> injected_by_layer() override;
   std::optional<std::string> broken() override;
 
   Filesystem& filesystem() { return *parts_.fs; }

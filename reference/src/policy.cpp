@@ -214,7 +214,7 @@ std::set<std::string> model_capabilities(std::string_view policy) {
   std::set<std::string> caps = {
       "fault",          "fault:write",     "fault:read",   "fault:flush",    "fault:drop",
       "fault:hang",     "fault:data",      "fault:metadata", "fault:device", "fault:free",
-      "fault:journal",  "thin-pool",       "memory-limit", "cache-limit",    "drop-caches",
+      "fault:journal",  "fault:errno",     "thin-pool",       "memory-limit", "cache-limit",    "drop-caches",
       "writeback",      "remount",         "power-cut",    "read-back",      "second-process",
       "sync_file_range", "syncfs",         "mmap",         "mmap-read",      "direct-io",
       "metadata",       "raw-device",      "shutdown"};

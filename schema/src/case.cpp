@@ -48,6 +48,11 @@ std::set<std::string> step_capabilities(const Step& step) {
     caps.insert("fault:" + step.arg("io"));
     if (step.arg("mode") != "error") caps.insert("fault:" + step.arg("mode"));
     if (range != "device") caps.insert("fault:" + range);  // fault:data, fault:free...
+    // A device error other than EIO needs an injector that can return it
+    // (libfiu sets any errno itself).
+    if (range != "libfiu" && step.arg("mode") == "error" && !step.arg("errno").empty() &&
+        step.arg("errno") != "EIO")
+      caps.insert("fault:errno");
   }
   if (step.kind == StepKind::app) caps.insert("app:" + step.arg("program"));
   return caps;

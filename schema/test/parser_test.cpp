@@ -2,6 +2,8 @@
 // the right place with a suggestion; several mistakes are all reported.
 #include <gtest/gtest.h>
 
+#include <set>
+
 #include <filesystem>
 
 #include <nlohmann/json.hpp>
@@ -121,6 +123,22 @@ INSTANTIATE_TEST_SUITE_P(
         Bad{"  { op = \"fault\", range = \"libfiu\", point = \"posix/io/sync/fsync\" },\n"
             "  { op = \"heal\" },\n  { op = \"fault\", range = \"data\" },\n",
             7, 3, "already injects a libfiu fault (line 5); a device fault as well", "one per fault layer"}));
+
+// An error other than EIO from the device needs an injector that can return
+// it (dm cannot); libfiu sets any errno itself.
+TEST(Parser, ADeviceErrnoOtherThanEioNeedsFaultErrno) {
+  auto caps = [](const char* fault) {
+    ParseOutcome p = parse(std::string("  ") + fault + ",\n");
+    for (const auto& e : p.errors) ADD_FAILURE() << e.format();
+    return p.cases.empty() ? std::set<std::string>{} : p.cases[0].capabilities();
+  };
+  EXPECT_TRUE(caps("{ op = \"fault\", errno = \"ENXIO\" }").count("fault:errno"));
+  EXPECT_FALSE(caps("{ op = \"fault\", errno = \"EIO\" }").count("fault:errno"));
+  EXPECT_FALSE(caps("{ op = \"fault\" }").count("fault:errno"));
+  EXPECT_FALSE(caps("{ op = \"fault\", mode = \"drop\" }").count("fault:errno"));
+  EXPECT_FALSE(caps("{ op = \"fault\", range = \"libfiu\", point = \"posix/io/sync/fsync\", errno = \"ENOSPC\" }")
+                   .count("fault:errno"));
+}
 
 TEST(Parser, LibfiuFaultNeedsItsCapability) {
   ParseOutcome p = parse(

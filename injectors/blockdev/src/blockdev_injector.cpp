@@ -235,7 +235,7 @@ SysResult BlockdevInjector::reply_result(const nlohmann::json& reply, nlohmann::
 std::set<std::string> BlockdevInjector::capabilities() const {
   return {"fault",      "fault:write",    "fault:read",   "fault:flush", "fault:drop",
           "fault:hang", "fault:data",     "fault:metadata", "fault:device", "thin-pool",
-          "power-cut"};
+          "power-cut",  "fault:errno"};
 }
 
 SysResult BlockdevInjector::fault(const FaultRule& rule, nlohmann::json& detail) {

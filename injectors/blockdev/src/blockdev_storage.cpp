@@ -99,7 +99,7 @@ std::set<std::string> blockdev_storage_capabilities(const FilesystemSpec& fs) {
   std::set<std::string> caps = {
       "fault",       "fault:write",    "fault:read",      "fault:flush", "fault:drop",
       "fault:hang",  "fault:data",     "fault:metadata",  "fault:device", "thin-pool",
-      "drop-caches", "writeback",      "remount",         "power-cut",   "read-back",
+      "fault:errno", "drop-caches", "writeback",      "remount",         "power-cut",   "read-back",
       "second-process", "sync_file_range", "mmap",       "mmap-read",   "direct-io",
       "metadata",    "syncfs"};
   if (!fs.shutdown.empty()) caps.insert("shutdown");

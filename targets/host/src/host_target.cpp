@@ -129,7 +129,9 @@ class HostTarget final : public Target {
   }
 
   std::string lack_reason(const std::string& capability) const override {
-    return use_dm() ? "" : blockdev_lack_reason(h_, capability);
+    if (use_dm())
+      return capability == "fault:errno" ? "dm-error and dm-flakey fail I/O with EIO only" : "";
+    return blockdev_lack_reason(h_, capability);
   }
 
   nlohmann::json environment() const override {

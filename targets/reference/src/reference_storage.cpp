@@ -142,7 +142,12 @@ class ReferenceStorage final : public Storage {
     detail["invert"] = rule.invert;
     detail["io"] = std::string(to_string(rule.op));
     detail["mode"] = std::string(to_string(rule.mode));
-    if (rule.mode == FaultMode::error) detail["errno"] = errno_name(rule.err);
+    // As on every injector: what the case asked for, and what the device
+    // returns for it (the model's device delivers any errno).
+    if (rule.mode == FaultMode::error) {
+      detail["errno_requested"] = request.rule.err ? errno_name(request.rule.err) : "EIO";
+      detail["errno"] = errno_name(rule.err);
+    }
     if (rule.count) detail["count"] = *rule.count;
     return r;
   }

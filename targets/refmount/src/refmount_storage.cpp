@@ -265,6 +265,7 @@ SysResult RefmountStorage::fault(const FaultRequest& request, nlohmann::json& de
   }
   for (const auto& [k, v] : reply["fault"].items())
     if (k != "layer") detail[k] = v;
+  if (request.rule.mode == FaultMode::error) detail["errno_requested"] = q["errno"];
   return SysResult::success();
 }
 

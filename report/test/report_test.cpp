@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "../src/across_kernels.h"
 #include "syncprobe/report.h"
 #include "syncprobe/results_io.h"
 
@@ -141,6 +142,35 @@ TEST_F(ReportFiles, ACorruptedKeyIsABadOutcomeExplainedInTheTable) {
   EXPECT_NE(index.find("<span class=\"none\" title=\"not an outcome this version knows\">XX</span>"),
             std::string::npos);
   EXPECT_NE(index.find("<th scope=\"row\"><span class=\"bad\">KC ✗</span></th><td>key corrupted"), std::string::npos);
+}
+
+// Kernel releases sort by their numbers, not as text: 5.10 before 6.1,
+// 6.1 before 6.12 before 6.18, and 6.18 before 7.3.
+TEST(AcrossKernels, KernelsAreOrderedByVersionNumbers) {
+  using report_detail::kernel_older;
+  EXPECT_TRUE(kernel_older("5.10.0-32-amd64", "6.1.0-50-amd64"));
+  EXPECT_TRUE(kernel_older("6.1.0-50-amd64", "6.12.57+deb13-amd64"));
+  EXPECT_TRUE(kernel_older("6.12.57+deb13-amd64", "6.18.3+deb14-amd64"));
+  EXPECT_TRUE(kernel_older("6.18.3+deb14-amd64", "7.3.1-amd64"));
+  EXPECT_TRUE(kernel_older("6.16.3-amd64", "6.16.12-amd64"));
+  EXPECT_FALSE(kernel_older("6.12.0-1-amd64", "6.1.0-1-amd64"));
+  EXPECT_FALSE(kernel_older("6.1.0-1-amd64", "6.1.0-1-amd64"));
+  // Columns: one filesystem on three kernels, listed out of order, and one
+  // measured on a single kernel (left out: nothing to set beside it).
+  json summary = {{"targets", json::object()}};
+  auto add = [&](const std::string& t, const std::string& kernel) {
+    summary["targets"][t] = {{"measured", true},
+                             {"environment", {{"kernel", kernel}}},
+                             {"cases", {{"c", {{"status", "completed"}}}}}};
+  };
+  add("vm:7.3:xfs", "7.3.1-amd64");
+  add("host:xfs", "6.18.3+deb14-amd64");
+  add("vm:5.10:xfs", "5.10.0-32-amd64");
+  add("vm:6.1:btrfs", "6.1.0-50-amd64");
+  const auto cols = report_detail::kernel_columns(summary);
+  ASSERT_EQ(cols.size(), 1u);
+  EXPECT_EQ(cols[0].fs, "xfs");
+  EXPECT_EQ(cols[0].targets, (std::vector<std::string>{"vm:5.10:xfs", "host:xfs", "vm:7.3:xfs"}));
 }
 
 // A case that ran on ext4 under two guest kernels, where the newer kernel's

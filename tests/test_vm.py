@@ -236,8 +236,15 @@ def test_vm_list_names_every_series(syncprobe):
     proc = syncprobe("vm", "list", timeout=900)
     if proc.returncode != 0:
         pytest.skip("package lists unavailable: " + proc.stderr.strip()[:200])
+    suites = "bullseye|bookworm|trixie|trixie-backports|sid"
     for series in ("5.10", "6.1", "6.12", "6.16", "6.17", "6.18", "7.2", "7.3"):
-        assert re.search(rf"^{re.escape(series)}\s", proc.stdout, re.M), series
+        # The series, whether it is fetched, and the package of that series
+        # Debian has today: its name carries the series' version, then the
+        # package version and the suite it comes from.
+        line = re.search(rf"^{re.escape(series)}\s.*$", proc.stdout, re.M)
+        assert line, series
+        assert re.search(rf"\slinux-\S*-{re.escape(series)}\.\d+\S*-amd64\S* {re.escape(series)}\.\d+\S* "
+                         rf"\(({suites})\)$", line.group(0)), line.group(0)
     for series in ("6.19", "7.0", "7.1"):
         line = next(l for l in proc.stdout.splitlines() if l.startswith(series + " "))
         assert "no linux-modules" in line, line

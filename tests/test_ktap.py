@@ -17,6 +17,9 @@ def ktap_run(syncprobe, tmp_path_factory):
               "--no-progress", check=True, env=env)
     syncprobe("report", base / "run", "-o", base / "site", check=True)
     summary = json.loads((base / "run" / "summary.json").read_text())
+    # Every run leaves KTAP and JUnit beside its summary, the same as the report's.
+    for f in ("report.ktap", "junit.xml"):
+        assert (base / "run" / f).read_text() == (base / "site" / f).read_text(), f
     return (base / "site" / "report.ktap").read_text(), summary
 
 

@@ -6,6 +6,7 @@
 
 #include "syncprobe/classify.h"
 #include "syncprobe/commands.h"
+#include "syncprobe/report.h"
 #include "syncprobe/results_io.h"
 #include "syncprobe/vm_target.h"
 
@@ -23,6 +24,8 @@ int classify_command(const std::string& results_dir, bool as_json, std::ostream&
   try {
     const nlohmann::json summary = classify(run);
     write_file_atomic(results_dir + "/summary.json", summary.dump(2));
+    if (const std::string why = write_test_formats(results_dir); !why.empty())
+      throw std::runtime_error("cannot write junit.xml and report.ktap: " + why);
     if (as_json)
       out << summary.dump(2) << "\n";
     else

@@ -13,6 +13,7 @@
 
 #include "syncprobe/classify.h"
 #include "syncprobe/commands.h"
+#include "syncprobe/report.h"
 #include "syncprobe/results_io.h"
 
 namespace fs = std::filesystem;
@@ -188,6 +189,10 @@ int merge_command(const std::vector<std::string>& dirs, const std::string& out_d
     const json summary = classify(load_run(out_dir));
     write_file_atomic(out_dir + "/summary.json", summary.dump(2));
     print_summary(summary, out);
+    if (const std::string why = write_test_formats(out_dir); !why.empty()) {
+      err << "syncprobe merge: cannot write junit.xml and report.ktap: " << why << "\n";
+      return 1;
+    }
   } catch (const std::exception& e) {
     err << "syncprobe merge: classification failed: " << e.what() << "\n";
     return 1;

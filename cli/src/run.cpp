@@ -30,6 +30,7 @@
 #include "syncprobe/registry.h"
 #include "syncprobe/interrupt.h"
 #include "syncprobe/linux_fs.h"
+#include "syncprobe/report.h"
 #include "syncprobe/results_io.h"
 #include "syncprobe/target.h"
 
@@ -348,7 +349,13 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   } else {
     try {
       const nlohmann::json summary = classify(load_run(out_dir));
-      if (write(out_dir + "/summary.json", summary.dump(2))) print_summary(summary, out);
+      if (write(out_dir + "/summary.json", summary.dump(2))) {
+        print_summary(summary, out);
+        if (const std::string why = write_test_formats(out_dir); !why.empty()) {
+          err << "syncprobe run: cannot write junit.xml and report.ktap: " << why << "\n";
+          internal_failure = true;
+        }
+      }
     } catch (const std::exception& e) {
       err << "syncprobe run: classification failed: " << e.what() << "\n";
       internal_failure = true;

@@ -98,15 +98,17 @@ std::string OutDir::open(const std::string& path, Mode mode) {
   }
   // overwrite: only what a run writes there.
   if (!is_run) return path + " holds files but no run.json: refusing to delete what is not a syncprobe run";
-  // A run writes run.json, summary.json, bench.json and dot files at the top,
-  // and one directory per target holding <case>.json and console.log: a
+  // A run writes run.json, summary.json, bench.json, junit.xml, report.ktap
+  // and dot files at the top, and one directory per target holding
+  // <case>.json and console.log: a
   // directory with anything else in it (a subdirectory, a link, notes) is
   // someone's, and nothing is deleted.
   auto run_file = [](const fs::path& f, bool top) {
     const auto st = fs::symlink_status(f);
     const std::string name = f.filename().string();
     return fs::is_regular_file(st) &&
-           (f.extension() == ".json" || (top && name.front() == '.') || (!top && name == "console.log"));
+           (f.extension() == ".json" || (top && (name.front() == '.' || name == "junit.xml" || name == "report.ktap")) ||
+            (!top && name == "console.log"));
   };
   for (const auto& e : entries) {
     const std::string name = e.filename().string();

@@ -9,6 +9,7 @@
 #include "syncprobe/report.h"
 
 #include <ostream>
+#include <sstream>
 
 #include "across_kernels.h"
 #include "site.h"
@@ -29,6 +30,20 @@ std::string html_escape(const std::string& s) {
     }
   }
   return out;
+}
+
+std::string write_test_formats(const std::string& results_dir) {
+  using namespace site;
+  Run r;
+  std::ostringstream why;
+  if (!load(results_dir, r, why)) return why.str();
+  try {
+    write_file(fs::path(results_dir) / "junit.xml", junit(r));
+    write_file(fs::path(results_dir) / "report.ktap", ktap(r));
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+  return "";
 }
 
 int write_report(const ReportOptions& opts, std::ostream& out, std::ostream& err) {

@@ -15,6 +15,12 @@ struct ReportOptions {
 // the report cannot be written. Progress and the report's path go to `out`.
 int write_report(const ReportOptions& opts, std::ostream& out, std::ostream& err);
 
+// junit.xml and report.ktap of the classified run in `results_dir`, written
+// beside its summary.json: what `syncprobe run`, `classify` and `merge`
+// leave for CI systems (kernel CI reads KTAP as it reads kselftest output).
+// "" on success, else why not.
+std::string write_test_formats(const std::string& results_dir);
+
 // Text made safe for HTML content and attribute values.
 std::string html_escape(const std::string& s);
 

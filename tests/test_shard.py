@@ -76,6 +76,106 @@ def test_bad_shard_is_a_usage_error(syncprobe, tmp_path, bad):
     assert proc.returncode == 2 and "K/N" in proc.stderr
 
 
+def _sshd_binary(cache):
+    """This machine's sshd, or one unpacked from Debian's packages into the
+    test's cache (apt-get download, dpkg-deb -x: nothing is installed)."""
+    if pathlib.Path("/usr/sbin/sshd").exists():
+        return pathlib.Path("/usr/sbin/sshd"), {}
+    root = cache / "root"
+    if not (root / "usr/sbin/sshd").exists():
+        cache.mkdir(parents=True, exist_ok=True)
+        for pkg in ("openssh-server", "libwrap0"):
+            got = subprocess.run(["apt-get", "download", pkg], cwd=cache, capture_output=True, text=True,
+                                 timeout=300, stdin=subprocess.DEVNULL)
+            if got.returncode != 0:
+                return None, got.stderr.strip()[-300:]
+        for deb in cache.glob("*.deb"):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True, timeout=120)
+    return root / "usr/sbin/sshd", {"LD_LIBRARY_PATH": str(root / "usr/lib/x86_64-linux-gnu")}
+
+
+@pytest.fixture
+def local_sshd(tmp_path):
+    """An sshd of the test's own on 127.0.0.1 (a free port), root's login by a
+    key made here, stopped at the end. It runs in a mount namespace of its own
+    whose /run and /etc/passwd give it the privilege-separation directory and
+    user it needs, so nothing of the machine's configuration changes (the
+    commands it runs see that namespace too: only reference targets there)."""
+    import socket
+    import time
+    if os.geteuid() != 0 or not shutil.which("ssh") or not shutil.which("unshare") or not shutil.which("rsync"):
+        pytest.skip("needs root, ssh, unshare and rsync (scripts/setup)")
+    cache = pathlib.Path(os.environ.get("XDG_CACHE_HOME", pathlib.Path.home() / ".cache")) / "syncprobe" / "test-sshd"
+    sshd, env = _sshd_binary(cache)
+    if sshd is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("cannot unpack sshd from Debian's packages: " + env)
+        pytest.skip("no sshd, and Debian's package cannot be fetched: " + env)
+    keys = tmp_path / "ssh"
+    keys.mkdir(mode=0o700)
+    for k in ("host", "user"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / k)], check=True)
+    shutil.copy(keys / "user.pub", keys / "authorized_keys")
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        port = sk.getsockname()[1]
+    (keys / "sshd_config").write_text(
+        f"ListenAddress 127.0.0.1\nPort {port}\nHostKey {keys / 'host'}\n"
+        f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPasswordAuthentication no\n"
+        "KbdInteractiveAuthentication no\nUsePAM no\nPermitRootLogin prohibit-password\n"
+        "AllowUsers root\nPidFile none\nStrictModes no\n")
+    passwd = pathlib.Path("/etc/passwd").read_text()
+    if not any(line.startswith("sshd:") for line in passwd.splitlines()):
+        passwd += "sshd:x:65534:65534:privilege separation:/nonexistent:/usr/sbin/nologin\n"
+    (keys / "passwd").write_text(passwd)
+    log = open(keys / "sshd.log", "w")
+    proc = subprocess.Popen(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+         'mount -t tmpfs -o mode=755 syncprobe-test /run && mkdir -m 755 /run/sshd && '
+         'mount --bind "$1" /etc/passwd && exec "$2" -D -e -f "$3"', "sh",
+         str(keys / "passwd"), str(sshd), str(keys / "sshd_config")],
+        env=dict(os.environ, **env), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        start_new_session=True)
+    try:
+        deadline = time.time() + 20
+        while "Server listening" not in (keys / "sshd.log").read_text():
+            assert proc.poll() is None and time.time() < deadline, (keys / "sshd.log").read_text()
+            time.sleep(0.1)
+        login = (f"ssh -p {port} -i {keys / 'user'} -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null "
+                 "-o BatchMode=yes -o LogLevel=ERROR root@127.0.0.1")
+        yield login, keys / "sshd.log"
+    finally:
+        os.killpg(proc.pid, 9)
+        proc.wait(timeout=30)
+        log.close()
+
+
+@needs_parallel
+def test_reference_sharded_over_ssh_equals_unsharded(syncprobe, reference_runs, tmp_path, local_sshd):
+    """GNU parallel as the distribution engine over ssh: each shard runs in an
+    ssh session (two at a time on this 'remote'), writes into its working
+    directory there, and parallel brings it back with --return (rsync)."""
+    login, sshd_log = local_sshd
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    local.mkdir()
+    remote.mkdir()
+    cmd = [PARALLEL, "--will-cite", "--halt", "now,fail=1", "--sshlogin", "2/" + login,
+           "--workdir", str(remote), "--return", "shard-{}",
+           str(EXE), "run", "--target", "'reference:*'", "--cases", str(pathlib.Path(__file__).parent.parent / "cases"),
+           "--no-progress", "--shard", "{}/3", "--out", "shard-{}", ":::", "1", "2", "3"]
+    done = subprocess.run(cmd, cwd=local, capture_output=True, text=True, timeout=900, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr[-2000:]
+    # Every shard went through sshd, and came back through --return.
+    assert (sshd_log.read_text().count("Accepted publickey for root")) >= 3, sshd_log.read_text()[-2000:]
+    for k in (1, 2, 3):
+        assert (remote / f"shard-{k}" / "run.json").exists()
+        assert (local / f"shard-{k}" / "run.json").read_bytes() == (remote / f"shard-{k}" / "run.json").read_bytes()
+    syncprobe("merge", *[local / f"shard-{k}" for k in (1, 2, 3)], "-o", tmp_path / "merged", check=True)
+    whole = json.loads((reference_runs / "whole" / "summary.json").read_text())
+    merged = json.loads((tmp_path / "merged" / "summary.json").read_text())
+    assert comparable(merged) == comparable(whole)
+
+
 @needs_parallel
 def test_reference_sharded_on_parallel_equals_unsharded(syncprobe, reference_runs, tmp_path):
     shards = sharded(tmp_path, 3, 3, "--target", "reference:*")

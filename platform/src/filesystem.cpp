@@ -57,8 +57,10 @@ SysResult Filesystem::mount(std::chrono::milliseconds timeout) {
     return SysResult::hang();
   }
   if (!r.ok()) {
+    // mount(8) refused: syncprobe's machinery failed, whatever the kernel's
+    // reason (its log says it); never an errno a case could take for a call's.
     mount_error_ = r.describe(argv);
-    return SysResult::failure(EIO);
+    return SysResult::harness_failure("mount(8)");
   }
   return SysResult::success();
 }
@@ -68,7 +70,7 @@ SysResult Filesystem::unmount() {
   const std::vector<std::string> argv = {"umount", mountpoint_};
   CommandResult r = run_program(argv, timeout_);
   if (r.timed_out) return SysResult::hang();
-  if (!r.ok()) return mounted() ? SysResult::failure(EBUSY) : SysResult::success();
+  if (!r.ok()) return mounted() ? SysResult::harness_failure("umount(8)") : SysResult::success();
   return SysResult::success();
 }
 

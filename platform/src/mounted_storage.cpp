@@ -260,7 +260,7 @@ SysResult MountedStorage::power_cut() {
   kill_workers();
   SysResult u = parts_.fs->unmount();
   if (u.hung) return u;
-  if (!u.ok() && !parts_.fs->detach()) return SysResult::failure(EBUSY);
+  if (!u.ok() && !parts_.fs->detach()) return SysResult::harness_failure("umount(8)");
   SysResult back = parts_.device_injector->power_restore();
   if (!back.ok()) return back;
   return parts_.fs->mount();

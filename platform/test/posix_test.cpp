@@ -202,6 +202,23 @@ TEST_F(PosixProcessTest, FiemapIsReadToTheLastExtent) {
   EXPECT_GE(ranges.size(), 300u) << "the writes were merged: the test did not test the batching";
 }
 
+// mount(8) failing is syncprobe's machinery failing: a harness failure with
+// its origin and mount's message, never an errno a case could read as the
+// kernel's answer to a call.
+TEST_F(PosixProcessTest, AMountThatFailsIsAHarnessFailureNotAnErrno) {
+  if (geteuid() != 0) GTEST_SKIP() << "mount(8) needs root";
+  NullLedger none;
+  FilesystemSpec spec;
+  spec.fs = "ext4";
+  Filesystem fs(spec, dir_ + "/no-such-device", dir_, 10000ms, none);
+  const SysResult r = fs.mount();
+  EXPECT_FALSE(r.ok());
+  ASSERT_NE(r.harness, nullptr);
+  EXPECT_STREQ(r.harness, "mount(8)");
+  EXPECT_EQ(r.err, 0);
+  EXPECT_NE(fs.mount_error().find("no-such-device"), std::string::npos) << fs.mount_error();
+}
+
 TEST(LoopDevice, DetachesItselfWhenItsLastUserLetsGo) {
   if (geteuid() != 0 || access("/dev/loop-control", R_OK | W_OK) != 0) GTEST_SKIP() << "needs root and loop devices";
   char tmpl[] = "/tmp/syncprobe-loop-XXXXXX";

@@ -27,10 +27,12 @@ class Filesystem {
   Filesystem(const Filesystem&) = delete;
   Filesystem& operator=(const Filesystem&) = delete;
 
-  // mount(8); EIO with mount_error() set when it fails, hung past `timeout`.
+  // mount(8); a harness failure ("mount(8)") with mount_error() set when it
+  // fails, hung past `timeout`.
   SysResult mount(std::chrono::milliseconds timeout);
   SysResult mount() { return mount(timeout_); }
-  // umount(8); EBUSY while in use, hung past the step timeout (the umount
+  // umount(8); a harness failure ("umount(8)") while still mounted after it,
+  // hung past the step timeout (the umount
   // is then still in the kernel: call again once the device is released).
   SysResult unmount();
   // Last resort of a teardown: a lazy unmount; true when nothing is mounted there.

@@ -29,7 +29,9 @@ DEVICE_CASES = {"app-sqlite-rollback-data-fault", "app-sqlite-wal-data-fault",
                 "app-postgres-checkpoint-fault-retry-off", "app-postgres-checkpoint-fault-retry-on-kept",
                 "app-postgres-checkpoint-fault-retry-on-evicted", "app-postgres-checkpoint-fault-retry-on-reread",
                 "app-postgres-wal-fault-kept", "app-postgres-wal-fault-evicted",
-                "app-qemu-raw-writeback-keep-flush-fault"}
+                "app-qemu-raw-writeback-keep-flush-fault",
+                "app-sqlite-rollback-power-cut", "app-sqlite-rollback-extra-power-cut",
+                "app-qemu-raw-writeback-power-cut"}
 LIBFIU_CASES = {"app-sqlite-rollback-libfiu-fdatasync", "app-qemu-raw-writeback-libfiu-fdatasync",
                 "app-qemu-raw-writeback-keep-libfiu-fdatasync"}
 
@@ -281,7 +283,7 @@ def test_libfiu_faults_are_recorded_apart_from_device_faults(app_run):
         else:  # each program started after the fault, with the point enabled
             assert put["under"] == "libfiu" and put["command"][:2] == ["fiu-run", "-x"]
     for case in DEVICE_CASES:
-        assert rows[case]["fault_layer"] == "fuse-blockdev"
+        assert rows[case]["fault_layer"] == ("power-cut" if case.endswith("power-cut") else "fuse-blockdev"), case
 
 
 def test_libfiu_sqlite_reports_and_keeps_the_old_value(app_run):
@@ -342,3 +344,24 @@ def test_qemu_on_the_mounted_reference_loses_nothing_under_proposed(syncprobe, t
     assert "failed-absent" not in rows["refmount:proposed"]["outcomes"], rows["refmount:proposed"]
     assert "failed-absent" in rows["refmount:linux-4.17"]["outcomes"], rows["refmount:linux-4.17"]
     assert leftovers(tmp_path / "scratch") == []
+
+
+def test_a_power_cut_after_acknowledged_commits(app_run):
+    """The power-cut moment: nothing fails, the device loses its volatile cache
+    and every process dies. QEMU's flushed write survives. SQLite in DELETE
+    mode with synchronous=FULL loses its last acknowledged commit (OV): the
+    commit point is the journal's unlink, and FULL does not fsync the
+    directory after it (strace shows the missing fdatasync of the directory;
+    docs/apps.md), so the hot journal comes back and rolls the commit back.
+    synchronous=EXTRA syncs the directory and keeps it."""
+    out, _, rows = app_run
+    for case in ("app-sqlite-rollback-power-cut", "app-sqlite-rollback-extra-power-cut",
+                 "app-qemu-raw-writeback-power-cut"):
+        _, p = load_results(out, TARGET, case)
+        assert p["app.acked_put"]["ret"] == 0 and p["app.acked_put"]["detail"]["app"]["acknowledged"] is True, case
+        assert rows[case]["fault_layer"] == "power-cut", rows[case]
+    assert reads(rows["app-qemu-raw-writeback-power-cut"]) == [("34", "acked-present")]
+    assert reads(rows["app-sqlite-rollback-extra-power-cut"]) == [("v2", "acked-present")]
+    assert reads(rows["app-sqlite-rollback-power-cut"]) == [("v1", "OV")]
+    _, p = load_results(out, TARGET, "app-sqlite-rollback-power-cut")
+    assert p["app.after_restart"]["detail"]["app"]["synchronous"] == "FULL"

@@ -74,9 +74,16 @@ json app_outcome(const CaseResult& r) {
   bool faulted = false, active = false;  // a fault happened; it is still in place
   json reads = json::array(), detected = json::array(), outcomes = json::array(), steps = json::array();
   for (const auto& o : r.steps) {
-    if (o.op == "fault" || o.op == "thin_limit" || o.op == "power_cut") {
+    if (o.op == "fault" || o.op == "thin_limit") {
       faulted = active = true;
       if (o.detail.contains("layer")) out["fault_layer"] = o.detail["layer"];
+    }
+    // A power cut is over once it happened: the device is back when the
+    // filesystem is mounted again, so later reads are judged, not excused.
+    if (o.op == "power_cut") {
+      faulted = true;
+      active = false;
+      if (!out.contains("fault_layer")) out["fault_layer"] = "power-cut";
     }
     if (o.op == "heal" || o.op == "grow") active = false;
     if (o.op != "app" || !o.detail.contains("app")) continue;

@@ -46,6 +46,13 @@ class Script {
     r_.steps.push_back(o);
     return *this;
   }
+  Script& power_cut() {
+    StepObservation o;
+    o.index = r_.steps.size();
+    o.op = "power_cut";
+    r_.steps.push_back(o);
+    return *this;
+  }
   Script& heal() {
     StepObservation o;
     o.index = r_.steps.size();
@@ -204,6 +211,19 @@ TEST(AppOutcome, ARestartThatFailsAfterTheHealRefusesStart) {
   Script s;
   s.put("k", "v1", true).fault().heal().restart(false);
   EXPECT_EQ(s.outcomes(), V{"refuses-start"});
+}
+
+// After a power cut the device is back: a read that returns the older of two
+// acknowledged values is OV, and a failing read is refusal to start, not
+// detection while a fault is in place.
+TEST(AppOutcome, APowerCutIsOverOnceItHappened) {
+  Script s;
+  s.put("k", "v1", true).put("k", "v2", true).power_cut().get("k", "v1");
+  EXPECT_EQ(s.outcomes(), (std::vector<std::string>{"OV"}));
+  EXPECT_EQ(s.outcome()["fault_layer"], "power-cut");
+  Script t;
+  t.put("k", "v1", true).power_cut().get_fails("k");
+  EXPECT_EQ(t.outcomes(), (std::vector<std::string>{"refuses-start"}));
 }
 
 TEST(AppOutcome, RowsForAppCasesAndSkipsForMissingPrograms) {

@@ -1,6 +1,8 @@
 // SQLite through the sqlite3 command-line shell: a table kv(k, v), one
 // process per action (each action is a fresh connection, as a restarted
-// program would be), synchronous=FULL, rollback journal or WAL.
+// program would be), synchronous=FULL, rollback journal or WAL. The variant
+// "rollback,extra" sets synchronous=EXTRA: SQLite then also fsyncs the
+// directory after deleting the journal, the commit point of DELETE mode.
 #include "syncprobe/app_driver.h"
 
 #include <sstream>
@@ -20,13 +22,16 @@ class SqliteDriver final : public AppDriver {
 
   SysResult act(const AppCall& call, AppSession& session, const std::string& path,
                 nlohmann::json& evidence) const override {
-    const std::string mode = call.variant.empty() ? "rollback" : call.variant;
+    const std::string variant = call.variant.empty() ? "rollback" : call.variant;
+    const bool extra = variant == "rollback,extra";
+    const std::string mode = extra ? "rollback" : variant;
     if (mode != "rollback" && mode != "wal") {
-      evidence["error"] = "sqlite variant '" + mode + "': use 'rollback' or 'wal'";
+      evidence["error"] = "sqlite variant '" + variant + "': use 'rollback', 'rollback,extra' or 'wal'";
       return SysResult::harness_failure("app driver");
     }
     evidence["journal_mode"] = mode == "wal" ? "WAL" : "DELETE";
-    const std::string pragmas = "PRAGMA synchronous=FULL; ";
+    evidence["synchronous"] = extra ? "EXTRA" : "FULL";
+    const std::string pragmas = extra ? "PRAGMA synchronous=EXTRA; " : "PRAGMA synchronous=FULL; ";
     if (call.action == "init")
       return sql(session, path, std::string("PRAGMA journal_mode=") + (mode == "wal" ? "WAL" : "DELETE") +
                            "; CREATE TABLE IF NOT EXISTS kv(k TEXT PRIMARY KEY, v TEXT);",

@@ -83,8 +83,11 @@ class Interpreter {
         obs.error = std::string("harness failure (") + obs.result.harness + ")" +
                     (obs.detail.contains("harness") ? ": " + obs.detail["harness"].get<std::string>() : "");
       // An injector that stopped makes every later result meaningless: the
-      // case is an error even if this step seemed to work or hang.
-      if (auto why = storage_.broken(); why && obs.error.empty()) obs.error = *why;
+      // case is an error even if this step seemed to work or hang, and the
+      // injector's death is named first (a mount that failed because of it
+      // is a consequence).
+      if (auto why = storage_.broken())
+        obs.error = *why + (obs.error.empty() ? "" : " (then: " + obs.error + ")");
       const bool hung = obs.result.hung && obs.error.empty();
       const bool broken = !obs.error.empty();
       result_.steps.push_back(std::move(obs));

@@ -2,7 +2,13 @@
 // built here run through the targets' own machinery (Target::run), so a
 // host target's figures include its real kernel, filesystem and injector;
 // the error-memory curve is read from the reference cache directly.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -203,7 +209,45 @@ json suite_figures(const std::string& run_dir) {
 
 }  // namespace
 
+// `bench --fio`: the fio comparison is a helper of its own (it mounts, runs
+// fio, unmounts on every way out); run it in the foreground with this
+// binary and the installed jobs, and pass its exit status on.
+int fio_command(const BenchOptions& opts, std::ostream& out, std::ostream& err) {
+  const std::string helper = helper_program("syncprobe-bench-fio");
+  if (helper.empty()) {
+    err << "syncprobe bench --fio: libexec/syncprobe/syncprobe-bench-fio is missing beside this syncprobe "
+           "(reinstall, or set SYNCPROBE_FIO)\n";
+    return 2;
+  }
+  const std::string out_dir = opts.out_dir.empty() ? "results/bench-fio-" + utc_now("%Y%m%d-%H%M%S") : opts.out_dir;
+  std::vector<std::string> argv = {helper, "--runtime", std::to_string(opts.runtime), "--out", out_dir + "/fio.json"};
+  for (const auto& p : opts.policies) argv.insert(argv.end(), {"--policy", p});
+  for (const auto& m : opts.mounts) argv.insert(argv.end(), {"--mount", m});
+  out.flush();
+  const pid_t pid = fork();
+  if (pid < 0) {
+    err << "syncprobe bench --fio: fork: " << std::strerror(errno) << "\n";
+    return 1;
+  }
+  if (pid == 0) {
+    ::setenv("SYNCPROBE_EXE", (self_dir() + "/syncprobe").c_str(), 1);
+    ::setenv("SYNCPROBE_FIO_JOBS", (share_dir() + "/fio").c_str(), 1);
+    std::vector<char*> args;
+    for (auto& a : argv) args.push_back(a.data());
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    std::fprintf(stderr, "syncprobe bench --fio: cannot run %s: %s\n", args[0], std::strerror(errno));
+    _exit(2);
+  }
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  err << "syncprobe bench --fio: the helper died (signal " << WTERMSIG(status) << ")\n";
+  return 1;
+}
+
 int bench_command(const BenchOptions& opts, std::ostream& out, std::ostream& err) {
+  if (opts.fio) return fio_command(opts, out, err);
   const int n = opts.smoke ? 3 : std::max(1, opts.iterations);
   std::vector<std::string> names;
   std::vector<std::string> patterns = opts.targets;

@@ -111,6 +111,13 @@ int main(int argc, char** argv) {
   bench->add_option("--out,-o", bo.out_dir, "directory for bench.json (a run directory puts it in that run's report)");
   bench->add_option("--iterations,-n", bo.iterations, "samples per figure")->check(CLI::Range(1, 1000000));
   bench->add_flag("--smoke", bo.smoke, "minimal iterations (CI)");
+  bench->add_flag("--fio", bo.fio,
+                  "instead: fio's jobs (4 KiB random writes with an fsync every 16, 1 MiB sequential writes, "
+                  "4 KiB random reads) on the mounted reference, a bare FUSE passthrough and tmpfs, judged "
+                  "(refmount >= 0.7x the passthrough's IOPS, < 2x its CPU per operation); needs fio");
+  bench->add_option("--policy", bo.policies, "with --fio: reference policy to mount (repeatable; default proposed, linux-4.17)");
+  bench->add_option("--mount", bo.mounts, "with --fio: NAME=DIR, another mount measured the same way (a LazyFS mount, say)");
+  bench->add_option("--runtime", bo.runtime, "with --fio: seconds per timed job")->check(CLI::Range(1, 3600));
 
   // mount
   MountCliOptions mo;

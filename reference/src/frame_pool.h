@@ -80,9 +80,19 @@ class FramePool {
 
  private:
   void grow() {
-    void* p = ::mmap(nullptr, kArenaBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    // Aligned to its size (map twice as much, give back both ends) and
+    // marked for a transparent huge page, so that filling an arena costs
+    // one page fault instead of 512. Where faults are expensive (a VM whose
+    // hypervisor sees each one) that was most of the mounted reference's
+    // CPU on large sequential writes.
+    void* p = ::mmap(nullptr, 2 * kArenaBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED) throw std::bad_alloc();
-    auto* a = static_cast<std::byte*>(p);
+    auto* raw = static_cast<std::byte*>(p);
+    const uintptr_t at = (reinterpret_cast<uintptr_t>(raw) + kArenaBytes - 1) & ~uintptr_t(kArenaBytes - 1);
+    auto* a = reinterpret_cast<std::byte*>(at);
+    if (a > raw) ::munmap(raw, size_t(a - raw));
+    if (a + kArenaBytes < raw + 2 * kArenaBytes) ::munmap(a + kArenaBytes, size_t(raw + 2 * kArenaBytes - (a + kArenaBytes)));
+    ::madvise(a, kArenaBytes, MADV_HUGEPAGE);  // a hint: without THP, 4 KiB pages as before
     arenas_.push_back(a);
     // Carved in address order, untouched until used: a file written in
     // order is laid out in order, and unused frames cost no memory.

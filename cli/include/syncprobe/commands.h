@@ -88,6 +88,12 @@ struct BenchOptions {
   std::string out_dir;
   int iterations = 50;
   bool smoke = false;                 // minimal iterations (CI)
+  // --fio: the fio jobs on the mounted reference beside a bare FUSE
+  // passthrough and tmpfs (libexec/syncprobe/syncprobe-bench-fio).
+  bool fio = false;
+  std::vector<std::string> policies;  // default proposed, linux-4.17
+  std::vector<std::string> mounts;    // NAME=DIR: other mounts measured the same way
+  int runtime = 5;                    // seconds per timed fio job
 };
 int bench_command(const BenchOptions& opts, std::ostream& out, std::ostream& err);
 

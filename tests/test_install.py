@@ -66,6 +66,18 @@ def check_main_job(exe, tmp_path):
             res = json.loads((work / "host-run" / "host:ext4" / "seed-single-writer.json").read_text())
             assert res["status"] == "completed", res["reason"]
             del env_scratch
+            if shutil.which("fio") and shutil.which("fusermount3"):
+                # bench --fio: the installed helper with the installed jobs and this binary;
+                # 0 or 1 is its verdict on the goals (not asserted: no timing in tests).
+                proc = run_installed(exe, ["bench", "--fio", "--runtime", "1", "--policy", "proposed",
+                                           "-o", "fio-run"], work, cache)
+                assert proc.returncode in (0, 1), proc.stdout + proc.stderr
+                figures = json.loads((work / "fio-run" / "fio.json").read_text())["results"]
+                assert set(figures) == {"randwrite-fsync16", "seqwrite-1m", "randread-4k"}
+                for job in figures.values():
+                    assert set(job) == {"tmpfs", "passthrough", "refmount:proposed"}, job
+                    assert all(r["ops"] > 0 for r in job.values()), job
+                assert "syncprobe-fio-" not in pathlib.Path("/proc/mounts").read_text()
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -82,6 +94,7 @@ def prefix(tmp_path_factory):
 
 def test_install_layout(prefix):
     for f in ("bin/syncprobe", "libexec/syncprobe/syncprobe-blockdev", "libexec/syncprobe/syncprobe-guest",
+              "libexec/syncprobe/syncprobe-bench-fio", "share/syncprobe/fio/seqwrite-1m.fio",
               "share/syncprobe/cases/seed-two-process.toml", "share/bash-completion/completions/syncprobe",
               "share/man/man1/syncprobe.1.gz", "share/man/man1/syncprobe-run.1.gz",
               "share/man/man1/syncprobe-merge.1.gz", "share/doc/syncprobe/copyright"):

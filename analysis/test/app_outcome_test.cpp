@@ -38,28 +38,9 @@ class Script {
   Script& crash_put(const std::string& key, const std::string& value) {
     return app("put", {{"key", key}, {"value", value}}, SysResult::failure(0), -1);
   }
-  Script& fault() {
-    StepObservation o;
-    o.index = r_.steps.size();
-    o.op = "fault";
-    o.detail = {{"layer", "fuse-blockdev"}};
-    r_.steps.push_back(o);
-    return *this;
-  }
-  Script& power_cut() {
-    StepObservation o;
-    o.index = r_.steps.size();
-    o.op = "power_cut";
-    r_.steps.push_back(o);
-    return *this;
-  }
-  Script& heal() {
-    StepObservation o;
-    o.index = r_.steps.size();
-    o.op = "heal";
-    r_.steps.push_back(o);
-    return *this;
-  }
+  Script& fault() { return event("fault", {{"layer", "fuse-blockdev"}}); }
+  Script& power_cut() { return event("power_cut"); }
+  Script& heal() { return event("heal"); }
   json outcome() const { return app_outcome(r_); }
   // Every outcome named must be one the report can explain (taxonomy::app_outcomes()).
   std::vector<std::string> outcomes() const {
@@ -70,6 +51,15 @@ class Script {
   std::vector<std::string> detected() const { return outcome()["detected"].get<std::vector<std::string>>(); }
 
  private:
+  // A step that is not the program's: the fault, the heal, a power cut.
+  Script& event(const char* op, json detail = json::object()) {
+    StepObservation o;
+    o.index = r_.steps.size();
+    o.op = op;
+    o.detail = std::move(detail);
+    r_.steps.push_back(o);
+    return *this;
+  }
   Script& app(const std::string& action, json ev, SysResult res, int exit_status) {
     StepObservation o;
     o.index = r_.steps.size();

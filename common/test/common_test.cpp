@@ -1,9 +1,13 @@
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <ctime>
 #include <regex>
 
+#include "syncprobe/bounded_file.h"
 #include "syncprobe/clock.h"
 #include "syncprobe/errno_names.h"
 #include "syncprobe/hash.h"
@@ -119,3 +123,35 @@ TEST(Clock, UtcNowInResultsAndRunIdFormats) {
   gmtime_r(&before, &tm);
   EXPECT_EQ(iso.substr(0, 4), std::to_string(1900 + tm.tm_year));
 }
+
+namespace syncprobe {
+namespace {
+
+// A FIFO is refused without waiting for a writer; a file over the bound is
+// refused by its size; a regular file within it is read whole.
+TEST(BoundedFile, OnlyRegularFilesWithinTheBound) {
+  char tmpl[] = "/tmp/bounded_file_test.XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl;
+  ASSERT_EQ(mkfifo((dir + "/fifo").c_str(), 0600), 0);
+  BoundedRead f = read_bounded_file(dir + "/fifo", 1024);
+  EXPECT_FALSE(f.ok);
+  EXPECT_EQ(f.problem, BoundedRead::Problem::not_regular);
+  EXPECT_EQ(f.why, "not a regular file (a FIFO)");
+  FILE* out = std::fopen((dir + "/small").c_str(), "w");
+  ASSERT_NE(out, nullptr);
+  std::fputs("twelve bytes", out);
+  std::fclose(out);
+  BoundedRead ok = read_bounded_file(dir + "/small", 12);
+  EXPECT_TRUE(ok.ok) << ok.why;
+  EXPECT_EQ(ok.text, "twelve bytes");
+  BoundedRead big = read_bounded_file(dir + "/small", 11);
+  EXPECT_EQ(big.problem, BoundedRead::Problem::too_large);
+  EXPECT_EQ(read_bounded_file(dir + "/missing", 1).problem, BoundedRead::Problem::open);
+  std::remove((dir + "/fifo").c_str());
+  std::remove((dir + "/small").c_str());
+  ::rmdir(dir.c_str());
+}
+
+}  // namespace
+}  // namespace syncprobe

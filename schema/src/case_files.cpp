@@ -1,17 +1,13 @@
 // Case files on disk: only regular files of bounded size are read (a FIFO or
 // a link to /dev/zero is refused, never read), every file of a directory is
 // checked, in name order.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <vector>
 
+#include "syncprobe/bounded_file.h"
 #include "syncprobe/case_parser.h"
 #include "syncprobe/steps.h"
 #include "syncprobe/tag.h"
@@ -23,31 +19,14 @@ ParseOutcome parse_case_file(const std::string& path, const CapabilityTable* cap
   auto fail = [&](std::string why, std::string hint) {
     return ParseOutcome{{}, {CaseError{path, 0, 0, std::move(why), std::move(hint)}}};
   };
-  const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) return fail(std::string("cannot read the case file: ") + std::strerror(errno), "check the path");
-  struct stat st{};
-  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    const char* kind = S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) ? "a character device"
-                       : S_ISBLK(st.st_mode) ? "a block device" : S_ISDIR(st.st_mode) ? "a directory"
-                       : S_ISSOCK(st.st_mode) ? "a socket" : "not a file";
-    return fail(std::string("not a regular file (") + kind + ")", "a case is a .toml file; remove or rename this one");
-  }
-  if (uint64_t(st.st_size) > kMaxCaseFileBytes) {
-    ::close(fd);
-    return fail("larger than " + size_text(kMaxCaseFileBytes) + " (" + std::to_string(st.st_size) + " bytes)",
+  BoundedRead r = read_bounded_file(path, kMaxCaseFileBytes);
+  using P = BoundedRead::Problem;
+  if (r.problem == P::not_regular) return fail(r.why, "a case is a .toml file; remove or rename this one");
+  if (r.problem == P::too_large)
+    return fail("larger than " + size_text(kMaxCaseFileBytes) + r.why.substr(r.why.find(" (")),
                 "a case is a short script; split it");
-  }
-  std::string text(size_t(st.st_size), '\0');
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::read(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    done += size_t(n);
-  }
-  ::close(fd);
-  text.resize(done);
+  if (!r.ok) return fail("cannot read the case file: " + r.why, "check the path");
+  const std::string& text = r.text;
   return parse_case_text(text, path, capabilities);
 }
 

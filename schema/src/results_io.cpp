@@ -1,7 +1,6 @@
 #include "syncprobe/results_io.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -12,6 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "syncprobe/bounded_file.h"
 #include "syncprobe/errno_names.h"
 
 namespace fs = std::filesystem;
@@ -34,43 +34,15 @@ void fsync_dir(const std::string& dir) {
 
 // The largest results file read: a summary of every case on every target
 // is a few MiB; anything this big is not one of ours.
-constexpr off_t kMaxResultsFile = off_t(256) << 20;
+constexpr uint64_t kMaxResultsFile = uint64_t(256) << 20;
 
-// A results file's text. Only a regular file is read (a FIFO or a device
-// named run.json would block or never end), and only up to kMaxResultsFile.
+// A results file's text: only a regular file (a FIFO or a device named
+// run.json would block or never end), and only up to kMaxResultsFile.
 std::string read_text(const fs::path& p) {
-  const int fd = ::open(p.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-  if (fd < 0) fail("cannot read", p.string(), errno);
-  struct stat st{};
-  if (::fstat(fd, &st) != 0) {
-    const int err = errno;
-    ::close(fd);
-    fail("cannot examine", p.string(), err);
-  }
-  if (!S_ISREG(st.st_mode) || st.st_size > kMaxResultsFile) {
-    ::close(fd);
-    throw std::runtime_error(p.string() + (S_ISREG(st.st_mode)
-                                               ? ": " + std::to_string(st.st_size) +
-                                                     " bytes, larger than any results file syncprobe writes"
-                                               : std::string(": not a regular file")) +
-                             "; point at a results directory of `syncprobe run`");
-  }
-  std::string text(size_t(st.st_size), '\0');
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::read(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int err = errno;
-      ::close(fd);
-      fail("cannot read", p.string(), err);
-    }
-    if (n == 0) break;  // shrank while read: what is there
-    done += size_t(n);
-  }
-  text.resize(done);
-  ::close(fd);
-  return text;
+  BoundedRead r = read_bounded_file(p.string(), kMaxResultsFile);
+  if (!r.ok)
+    throw std::runtime_error(p.string() + ": " + r.why + "; point at a results directory of `syncprobe run`");
+  return std::move(r.text);
 }
 
 nlohmann::json read_json(const fs::path& p) {

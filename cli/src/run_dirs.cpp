@@ -100,9 +100,8 @@ std::string OutDir::open(const std::string& path, Mode mode) {
   if (!is_run) return path + " holds files but no run.json: refusing to delete what is not a syncprobe run";
   // A run writes run.json, summary.json, bench.json, junit.xml, report.ktap
   // and dot files at the top, and one directory per target holding
-  // <case>.json and console.log: a
-  // directory with anything else in it (a subdirectory, a link, notes) is
-  // someone's, and nothing is deleted.
+  // <case>.json and console.log. Anything else (a subdirectory in a target's
+  // directory, a link, notes) is someone's, and then nothing is deleted.
   auto run_file = [](const fs::path& f, bool top) {
     const auto st = fs::symlink_status(f);
     const std::string name = f.filename().string();

@@ -31,7 +31,7 @@ std::string latency_svg(const Run& r) {
         if (op != "fsync" && op != "fdatasync") continue;
         const double ns = s.value("duration_ns", 0.0);
         if (ns <= 0) continue;
-        (s.value("ret", 0) < 0 ? row.failed : row.ok).push_back(ns);
+        (ret_of(s) < 0 ? row.failed : row.ok).push_back(ns);
       }
     }
     if (!row.ok.empty() || !row.failed.empty()) rows.push_back(row);

@@ -216,9 +216,7 @@ static std::string failure_text(const json& o, const std::string& unknown) {
   return unknown;
 }
 
-// A step's return value; a step that never returned (killed, harness
-// failure) may carry a null "ret", which reads as no failure count here.
-static long ret_of(const json& o) {
+long ret_of(const json& o) {
   return o.contains("ret") && o["ret"].is_number_integer() ? o["ret"].get<long>() : 0;
 }
 

@@ -67,6 +67,9 @@ std::string case_href(const std::string& target, const std::string& c);
 std::string fmt_ns(double ns);
 std::string platform_cell(const json& target_summary);
 std::string observed_cell(const json& observation);
+// A step's return value; a step that never returned (killed, harness
+// failure) may carry a null "ret", which reads as 0 (no failure count).
+long ret_of(const json& observation);
 std::string outcome_key(const json& observation);  // "opened", "hung", "-1 EIO", "0 tag A": what two runs of a step are compared by, as shown
 std::string args_text(const json& args);
 

@@ -71,13 +71,11 @@ void check_flow(const Case& c, const StepErrorAt& at) {
     const bool is_device = (s.kind == StepKind::fault && !is_fiu) || s.kind == StepKind::thin_limit;
     if (is_fiu && !fiu) fiu = &s;
     if (is_device && !device) device = &s;
-    if (fiu && device) {
-      const Step& first = fiu->line < device->line ? *fiu : *device;
-      const Step& second = &first == fiu ? *device : *fiu;
-      at(second, std::string("this case already injects a ") + (&first == fiu ? "libfiu" : "device") +
-                     " fault (line " + std::to_string(first.line) + "); a " +
-                     (&first == fiu ? "device" : "libfiu") +
-                     " fault as well would leave its outcomes without a known cause",
+    if (fiu && device) {  // `s` is the step that completed the pair
+      const bool fiu_first = device == &s;
+      at(s, std::string("this case already injects a ") + (fiu_first ? "libfiu" : "device") + " fault (line " +
+                std::to_string((fiu_first ? fiu : device)->line) + "); a " + (fiu_first ? "device" : "libfiu") +
+                " fault as well would leave its outcomes without a known cause",
          "split it into two cases, one per fault layer");
       break;
     }

@@ -19,6 +19,7 @@
 #include "syncprobe/forwarding_process.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/refmount.h"
+#include "syncprobe/scratch.h"
 
 namespace syncprobe {
 namespace {
@@ -77,8 +78,7 @@ RefmountStorage::RefmountStorage(const std::string& policy, const std::string& d
                                  std::chrono::milliseconds step_timeout, Ledger& ledger)
     : policy_(policy), dir_(dir), mountpoint_(dir + "/mnt"), log_(dir + "/mount.log"),
       timeout_(step_timeout), ledger_(ledger) {
-  if (::mkdir(mountpoint_.c_str(), 0700) != 0 && errno != EEXIST)
-    throw std::runtime_error("cannot create " + mountpoint_ + ": " + std::strerror(errno));
+  make_private_dir(mountpoint_, true);
   mount_record_ = {Resource::Kind::mount, mountpoint_, 0, 0};
   ledger_.acquire(mount_record_);
   // From here a failure gives back what was acquired before it says why.

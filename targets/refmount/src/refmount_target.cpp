@@ -14,6 +14,7 @@
 #include "syncprobe/interpreter.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/ref/policy.h"
+#include "syncprobe/scratch.h"
 
 namespace syncprobe {
 namespace {
@@ -74,9 +75,7 @@ class RefmountTarget final : public Target {
     const std::string tdir = ctx.scratch_dir + "/refmount-" + policy_, dir = tdir + "/" + c.id;
     try {
       if (ctx.scratch_dir.empty()) throw std::runtime_error("harness: the run has no scratch directory");
-      for (const std::string& d : {tdir, dir})
-        if (::mkdir(d.c_str(), 0700) != 0 && errno != EEXIST)
-          throw std::runtime_error("cannot create " + d + ": " + std::strerror(errno));
+      for (const std::string& d : {tdir, dir}) make_private_dir(d, true);
       RefmountStorage storage(policy_, dir, ctx.scratch_dir, ctx.step_timeout, ledger);
       r.environment = storage.environment();
       interpret(c, storage, r);

@@ -119,7 +119,7 @@ SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t
     if (SysResult r = direct_write(s, in, data, offset); !r.ok()) return r;
   } else if (data.size() == kPageSize && offset % kPageSize == 0) {  // the common case, no loop
     PageMap::Page page = in.mapping.get(offset / kPageSize);
-    copy_bytes(page.data(), data.data(), kPageSize);
+    copy_bytes(in.mapping.writable(page, false), data.data(), kPageSize);
     in.mapping.mark_written(page);
     page.touched() |= f->bit();
     page.last_use() = ++s.use_clock;
@@ -135,7 +135,7 @@ SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t
         page = s.fill_page(in, index, r);
         if (!page) return from_io(r);
       }
-      copy_bytes(page.data() + in_page, data.data() + (pos - offset), n);
+      copy_bytes(in.mapping.writable(page, n != kPageSize) + in_page, data.data() + (pos - offset), n);
       in.mapping.mark_written(page);
       page.touched() |= f->bit();
       page.last_use() = ++s.use_clock;
@@ -237,7 +237,7 @@ SysResult FileSystem::msync_write(Handle h, std::span<const std::byte> data, uin
     IoResult r;
     PageMap::Page page = s.fill_page(in, index, r);
     if (!page) return from_io(r);  // the fault: SIGBUS
-    copy_bytes(page.data() + in_page, data.data() + (pos - offset), n);
+    copy_bytes(in.mapping.writable(page, n != kPageSize) + in_page, data.data() + (pos - offset), n);
     in.mapping.set_flags(page, PG_dirty);
     page.touched() |= f->bit();
     pos += n;

@@ -6,6 +6,12 @@
 // threaded through the frames themselves); the mappings are
 // returned when the pool is destroyed.
 //
+// A frame may have two holders: a cached page and the device block it was
+// written back to share one frame (copy on write, see PageMap::writable), so
+// that writeback moves no data. Each frame has a count of its holders, kept
+// in the first frame of its arena, and goes back to the pool when the last
+// one releases it.
+//
 // REQUIRES external synchronization.
 #include <sys/mman.h>
 
@@ -44,6 +50,7 @@ class FramePool {
   static constexpr size_t kFrameSize = 4096;
   static constexpr size_t kArenaFrames = 512;
   static constexpr size_t kArenaBytes = kFrameSize * kArenaFrames;
+  static_assert(kArenaFrames <= kFrameSize, "an arena's holder counts fit in its first frame");
 
   FramePool() = default;
   FramePool(const FramePool&) = delete;
@@ -55,20 +62,29 @@ class FramePool {
     }
   }
 
-  // An uninitialized frame. Throws std::bad_alloc when the system has no memory.
+  // An uninitialized frame with one holder. Throws std::bad_alloc when the
+  // system has no memory.
   std::byte* allocate() {
     ++in_use_;
-    if (std::byte* f = free_) {
+    std::byte* f = free_;
+    if (f) {
       free_ = next_of(f);
       unpoison_frame_bytes(f, kFrameSize);
-      return f;
+    } else {
+      if (bump_ == bump_end_) grow();
+      f = bump_;
+      bump_ += kFrameSize;
     }
-    if (bump_ == bump_end_) grow();
-    std::byte* f = bump_;
-    bump_ += kFrameSize;
+    holders(f) = 1;
     return f;
   }
+  // One more holder of `frame`. REQUIRES: frame is held, by fewer than 255.
+  void share(std::byte* frame) { ++holders(frame); }
+  // True when `frame` has another holder beside the caller.
+  bool shared(std::byte* frame) const { return holders(frame) > 1; }
+  // The caller stops holding `frame`; the last holder gives it back.
   void release(std::byte* frame) {
+    if (--holders(frame) != 0) return;
     next_of(frame) = free_;
     free_ = frame;
     --in_use_;
@@ -95,9 +111,16 @@ class FramePool {
     ::madvise(a, kArenaBytes, MADV_HUGEPAGE);  // a hint: without THP, 4 KiB pages as before
     arenas_.push_back(a);
     // Carved in address order, untouched until used: a file written in
-    // order is laid out in order, and unused frames cost no memory.
-    bump_ = a;
+    // order is laid out in order, and unused frames cost no memory. The
+    // first frame holds the holder counts of the others.
+    bump_ = a + kFrameSize;
     bump_end_ = a + kArenaBytes;
+  }
+  // The count of `frame`'s holders, in the first frame of its arena.
+  static uint8_t& holders(std::byte* frame) {
+    const auto at = reinterpret_cast<uintptr_t>(frame);
+    auto* counts = reinterpret_cast<uint8_t*>(at & ~uintptr_t(kArenaBytes - 1));
+    return counts[(at & (kArenaBytes - 1)) / kFrameSize];
   }
   // A free frame holds the next free frame's address in its first bytes.
   static std::byte*& next_of(std::byte* frame) { return *reinterpret_cast<std::byte**>(frame); }

@@ -125,8 +125,8 @@ struct Writeback {
 struct FileSystem::State {
   std::unique_ptr<Policy> policy;
   Options options;
-  SimDevice device;
-  FramePool frames;  // the cached pages' data; outlives the inodes
+  FramePool frames;  // the cached pages' and the device blocks' data; outlives both
+  SimDevice device{frames};
   std::map<uint64_t, std::unique_ptr<Inode>> inodes;  // in-core inodes
   std::map<std::string, uint64_t> names;              // the namespace: path -> ino
   std::map<uint64_t, uint64_t> loaded_sizes;          // sizes of inodes not in core, as committed

@@ -121,10 +121,11 @@ IoResult State::writepage(Inode& in, uint64_t index) {
     device.count_hit("libfiu", FaultOp::write, in.block_of(index), FaultMode::error, err);
     r = {err, false};
   } else {
-    r = device.write(in.block_of(index), {page.data(), kPageSize});
+    r = device.write_frame(in.block_of(index), page.data());  // no copy: see PageMap::writable
   }
   if (r.hung) return r;
   if (r.ok()) {
+    in.mapping.lend(page);
     in.mapping.set_flags(page, 0, PG_dirty | PG_error);
     in.truncated.remove(index);  // the device holds this page's data now
     return r;
@@ -340,7 +341,7 @@ IoResult State::truncate_inode(Inode& in, uint64_t size) {
     IoResult r;
     PageMap::Page last = fill_page(in, size / kPageSize, r);
     if (!last) return r;
-    std::memset(last.data() + size % kPageSize, 0, kPageSize - size % kPageSize);
+    std::memset(in.mapping.writable(last, true) + size % kPageSize, 0, kPageSize - size % kPageSize);
     in.mapping.set_flags(last, PG_dirty);
   }
   if (keep == 0) {
@@ -374,8 +375,9 @@ PageMap::Page State::read_page(Inode& in, uint64_t index, PageMap::Page cached, 
   // The model reads every page of a file's region from the device, holes
   // included (faults apply alike); a page cut off by a truncation reads as
   // zeros whatever the block still holds.
-  r = device.read(in.block_of(index), {page.data(), kPageSize});
-  if (r.ok() && in.truncated.contains(index)) std::memset(page.data(), 0, kPageSize);
+  std::byte* bytes = in.mapping.writable(page, bool(cached));
+  r = device.read(in.block_of(index), {bytes, kPageSize});
+  if (r.ok() && in.truncated.contains(index)) std::memset(bytes, 0, kPageSize);
   if (!r.ok()) {
     if (!r.hung) r.err = policy->delivered_errno(r.err);
     if (!cached) in.mapping.erase(index);

@@ -8,6 +8,10 @@
 // file's dirty pages, not its size. Counters of dirty and error pages make
 // statistics O(1).
 //
+// A page's frame may also be held by the device block it was written back
+// to (copy on write: see lend and writable). Whoever changes a page's bytes
+// gets them from writable(), never from Page::data().
+//
 // Flags change only through set_flags, so the bitmaps, the summary and the
 // counters agree. REQUIRES external synchronization.
 #include <bit>
@@ -16,6 +20,7 @@
 #include <memory>
 #include <optional>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "frame_pool.h"
@@ -30,6 +35,7 @@ inline constexpr uint32_t PG_error = 1u << 2;
 class PageMap {
   struct Chunk {
     uint64_t present = 0, uptodate = 0, dirty = 0, error = 0;
+    uint64_t lent = 0;      // the frame was given to the device too (it may hold it still)
     std::byte* frame[64];
     uint64_t touched[64];   // slots of the descriptors that read or wrote the page
     uint32_t last_use[64];  // for eviction under a cache limit, oldest first
@@ -44,6 +50,7 @@ class PageMap {
    public:
     Page() = default;
     explicit operator bool() const { return c_ != nullptr; }
+    // The page's bytes, to read (to change them: PageMap::writable).
     std::byte* data() const { return c_->frame[index_ % 64]; }
     bool has(uint32_t flag) const { return (word(flag) >> (index_ % 64)) & 1; }
     uint32_t flags() const {
@@ -84,6 +91,17 @@ class PageMap {
       if (Chunk* c = chunks_[ci].get(); c && (c->present & bit(index))) return Page(c, index);
     return create(index);
   }
+  // The page's bytes, to change. A frame the device holds too is first
+  // replaced by a frame of the page's own, holding a copy of the old bytes
+  // when `keep` (pass false when every byte will be overwritten).
+  std::byte* writable(const Page& p, bool keep) {
+    if (!(p.c_->lent & bit(p.index_))) [[likely]]
+      return p.data();
+    return unshare(p, keep);
+  }
+  // The device now holds p's frame too (SimDevice::write_frame).
+  void lend(const Page& p) { p.c_->lent |= bit(p.index_); }
+
   // set_flags(p, PG_uptodate | PG_dirty), inline when nothing changes (a rewrite).
   void mark_written(const Page& p) {
     const uint64_t b = bit(p.index_);
@@ -92,6 +110,19 @@ class PageMap {
   }
 
  private:
+  [[gnu::noinline]] std::byte* unshare(const Page& p, bool keep) {
+    Chunk& c = *p.c_;
+    const unsigned i = unsigned(p.index_ % 64);
+    c.lent &= ~bit(p.index_);
+    std::byte*& frame = c.frame[i];
+    if (frames_->shared(frame)) {
+      std::byte* own = frames_->allocate();
+      if (keep) copy_bytes(own, frame, FramePool::kFrameSize);
+      frames_->release(std::exchange(frame, own));
+    }
+    return frame;
+  }
+
   [[gnu::noinline]] Page create(uint64_t index) {
     const uint64_t ci = index / 64;
     if (ci >= chunks_.size()) chunks_.resize(ci + 1);
@@ -147,6 +178,7 @@ class PageMap {
     Chunk* c = p.c_;
     frames_->release(c->frame[index % 64]);
     c->present &= ~bit(index);
+    c->lent &= ~bit(index);
     --size_;
     if (!c->present) chunks_[index / 64].reset();
   }

@@ -10,7 +10,8 @@
 
 namespace syncprobe::ref {
 
-SimDevice::SimDevice() : frames_(std::make_unique<FramePool>()) {}
+SimDevice::SimDevice() : own_frames_(std::make_unique<FramePool>()), frames_(own_frames_.get()) {}
+SimDevice::SimDevice(FramePool& frames) : frames_(&frames) {}
 SimDevice::~SimDevice() = default;
 
 SimDevice::Segment* SimDevice::segment(uint64_t block, bool create) {
@@ -42,17 +43,17 @@ void SimDevice::count_hit(const char* layer, FaultOp op, uint64_t block, FaultMo
   if (observer_) observer_(Hit{layer, op, block, mode, err});
 }
 
-IoResult SimDevice::write(uint64_t block, std::span<const std::byte> data) {
+std::optional<IoResult> SimDevice::admit_write(uint64_t block, std::byte**& slot) {
   if (int err = fiu_point_errno("reference/device/write")) {
     count_hit("libfiu", FaultOp::write, block, FaultMode::error, err);
-    return {err, false};
+    return IoResult{err, false};
   }
   if (auto f = take_fault(FaultOp::write, block)) {
     count_hit("reference-device", FaultOp::write, block, f->mode, f->err ? f->err : EIO);
     switch (f->mode) {
-      case FaultMode::error: return {f->err ? f->err : EIO, false};
-      case FaultMode::hang: return {0, true};
-      case FaultMode::drop: return {};  // acknowledged, not stored
+      case FaultMode::error: return IoResult{f->err ? f->err : EIO, false};
+      case FaultMode::hang: return IoResult{0, true};
+      case FaultMode::drop: return IoResult{};  // acknowledged, not stored
     }
   }
   Segment& seg = *segment(block, true);
@@ -68,12 +69,29 @@ IoResult SimDevice::write(uint64_t block, std::span<const std::byte> data) {
     ++allocated_;
   }
   ++writes_;
-  std::byte*& b = seg.unflushed[i];
-  if (!b) {
-    b = frames_->allocate();
-    unflushed_.push_back(block);
-  }
+  slot = &seg.unflushed[i];
+  if (!*slot) unflushed_.push_back(block);
+  return std::nullopt;
+}
+
+IoResult SimDevice::write(uint64_t block, std::span<const std::byte> data) {
+  std::byte** slot = nullptr;
+  if (auto r = admit_write(block, slot)) return *r;
+  std::byte*& b = *slot;
+  if (b && frames_->shared(b)) frames_->release(std::exchange(b, nullptr));  // a cached page's too
+  if (!b) b = frames_->allocate();
   copy_bytes(b, data.data(), kBlockSize);
+  return {};
+}
+
+IoResult SimDevice::write_frame(uint64_t block, std::byte* frame) {
+  std::byte** slot = nullptr;
+  if (auto r = admit_write(block, slot)) return *r;
+  std::byte*& b = *slot;
+  if (b == frame) return {};
+  if (b) frames_->release(b);
+  frames_->share(frame);
+  b = frame;
   return {};
 }
 

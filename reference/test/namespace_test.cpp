@@ -230,6 +230,52 @@ TEST(Namespace, AFaultOnPartOfAFileFailsOnlyThatPart) {
   }
 }
 
+// Writeback gives the device the cached page's frame instead of a copy
+// (frame_pool.h); a later change to the page must then reach neither the
+// device nor a later read from it, whole pages or parts.
+TEST(Namespace, WritebackSharesTheFrameAndALaterWriteCopiesIt) {
+  FileSystem fs(make_policy("proposed"));
+  constexpr uint64_t kPages = 1024;
+  const std::vector<std::byte> ones(kPages * 4096, std::byte{1});
+  Handle h;
+  ASSERT_TRUE(fs.open("f", {}, h).ok());
+  ASSERT_TRUE(fs.pwrite(h, ones, 0).ok());
+  ASSERT_TRUE(fs.fsync(h, false).ok());
+  ASSERT_TRUE(fs.sync().ok());
+  // 1024 frames need three 2 MiB arenas of 511; a copy for the device, five.
+  EXPECT_LE(fs.stats().frame_bytes_reserved, uint64_t(6) << 20) << "the device holds the cache's frames";
+
+  const std::vector<std::byte> twos(4096, std::byte{2}), threes(10, std::byte{3});
+  ASSERT_TRUE(fs.pwrite(h, twos, 0).ok());           // page 0, whole
+  ASSERT_TRUE(fs.pwrite(h, threes, 4096 + 100).ok());  // page 1, in part
+  std::vector<std::byte> back(2 * 4096);
+  ASSERT_TRUE(fs.pread(h, back, 0).ok());
+  EXPECT_EQ(back[0], std::byte{2});
+  EXPECT_EQ(back[4096 + 99], std::byte{1}) << "the part not written keeps the old bytes";
+  EXPECT_EQ(back[4096 + 100], std::byte{3});
+  EXPECT_EQ(back[4096 + 110], std::byte{1});
+
+  // Neither change written back: after a power cut the device has the old
+  // bytes. Then page 1's change, written back, is there once the cache is gone.
+  ASSERT_TRUE(fs.close(h).ok());
+  ASSERT_TRUE(fs.power_cut().ok());
+  ASSERT_TRUE(fs.open("f", {}, h).ok());
+  ASSERT_TRUE(fs.pread(h, back, 0).ok());
+  EXPECT_EQ(back[0], std::byte{1}) << "a write after writeback reached the device";
+  EXPECT_EQ(back[4096 + 100], std::byte{1});
+  ASSERT_TRUE(fs.pwrite(h, threes, 4096 + 100).ok());
+  ASSERT_TRUE(fs.fsync(h, false).ok());
+  ASSERT_TRUE(fs.close(h).ok());
+  ASSERT_TRUE(fs.drop_caches().ok());
+  ASSERT_TRUE(fs.open("f", {}, h).ok());
+  ASSERT_TRUE(fs.pread(h, back, 0).ok());
+  EXPECT_EQ(back[0], std::byte{1});
+  EXPECT_EQ(back[4096 + 99], std::byte{1});
+  EXPECT_EQ(back[4096 + 100], std::byte{3});
+  EXPECT_EQ(back[2 * 4096 - 1], std::byte{1});
+  ASSERT_TRUE(fs.close(h).ok());
+}
+
 }  // namespace
 }  // namespace syncprobe::ref::testing
 

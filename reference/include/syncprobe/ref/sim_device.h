@@ -37,13 +37,22 @@ class FramePool;
 
 class SimDevice {
  public:
+  // A device whose blocks are frames of its own pool.
   SimDevice();
+  // A device whose blocks are frames of `frames` (which must outlive it),
+  // the pool of the cache above, so that write_frame can take a cached
+  // page's frame instead of a copy.
+  explicit SimDevice(FramePool& frames);
   ~SimDevice();
   SimDevice(const SimDevice&) = delete;
   SimDevice& operator=(const SimDevice&) = delete;
 
   // REQUIRES: data.size() == kBlockSize.
   IoResult write(uint64_t block, std::span<const std::byte> data);
+  // As write, but the block becomes a holder of `frame` (a frame of the
+  // pool given at construction, kBlockSize bytes) instead of a copy of it:
+  // neither holder may change the frame's bytes while the other holds it.
+  IoResult write_frame(uint64_t block, std::byte* frame);
   // REQUIRES: out.size() == kBlockSize. Unwritten blocks read as zeros.
   IoResult read(uint64_t block, std::span<std::byte> out);
   // Makes every completed write stable.
@@ -94,6 +103,9 @@ class SimDevice {
     int err;
   };
   std::optional<Taken> take_fault(FaultOp op, uint64_t block);
+  // The faults and the thin pool's limit for a write of `block`: an
+  // IoResult to return, or none and the block's unflushed slot to fill.
+  std::optional<IoResult> admit_write(uint64_t block, std::byte**& slot);
 
   static constexpr uint64_t kSegmentBlocks = 512;
   struct Segment {
@@ -103,7 +115,8 @@ class SimDevice {
   };
   Segment* segment(uint64_t block, bool create);
 
-  std::unique_ptr<FramePool> frames_;
+  std::unique_ptr<FramePool> own_frames_;            // when constructed without a pool
+  FramePool* frames_;
   std::unordered_map<uint64_t, std::unique_ptr<Segment>> segments_;
   Segment* last_ = nullptr;                         // the segment used last, and its number
   uint64_t last_no_ = 0;

@@ -336,14 +336,28 @@ def test_mount_point_checks(tmp_path, mount):
     assert q.returncode == 2 and "FILE:OFFSET+LENGTH" in q.stderr
 
 
-def test_sigterm_unmounts_and_removes_the_control_directory(mount):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+@pytest.mark.parametrize("busy", [False, True], ids=["idle", "file-open"])
+def test_a_signal_unmounts_and_removes_the_control_directory(mount, sig, busy):
     m = mount("linux-4.17")
     sock = m.status() and os.getxattr(str(m.point), "user.syncprobe.control").decode()
     assert os.path.exists(sock)
     assert oct(os.stat(os.path.dirname(sock)).st_mode & 0o777) == "0o700"
-    assert m.stop() == 0
-    assert not mounted(m.point)
-    assert not os.path.exists(os.path.dirname(sock))
+    fd = os.open(m.path("held"), os.O_CREAT | os.O_RDWR) if busy else None
+    try:
+        if busy:
+            os.write(fd, b"x")
+        m.proc.send_signal(sig)
+        m.proc.wait(timeout=20)
+        assert m.proc.returncode == 0, m.log.read_text()
+        assert not mounted(m.point), "the daemon exited and left its mount"
+        assert not os.path.exists(os.path.dirname(sock))
+    finally:
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
 
 def test_background_mode_returns_once_mounted(tmp_path):

@@ -118,3 +118,18 @@ def test_the_contrast_cases_are_listed_apart_and_decide_nothing(fiu_run, syncpro
     assert u["libfiu_contrast"] == []
     for key in ("profile", "profiles", "rules", "rule_reasons", "fstests", "closest_policies"):
         assert t.get(key) == u.get(key), key
+
+
+def test_a_worker_that_cannot_be_execd_is_a_harness_error_and_leaves_nothing(syncprobe, tmp_path):
+    """The case ends as an error naming the harness, and the storage is torn
+    down (once, the runner crashed on the worker it had failed to make)."""
+    out, scratch = tmp_path / "run", tmp_path / "scratch"
+    scratch.mkdir()
+    env = dict(os.environ, SYNCPROBE_SCRATCH=str(scratch), SYNCPROBE_WORKER=str(tmp_path / "no-such-worker"))
+    proc = syncprobe("run", "--target", TARGET, "--case", "libfiu-fsync-eio", "--out", out, "--no-progress",
+                     env=env, timeout=600)
+    assert proc.returncode >= 0, f"the runner was killed by signal {-proc.returncode}"
+    result, _ = load_results(out, TARGET, "libfiu-fsync-eio")
+    assert result["status"] == "error"
+    assert "harness: worker process" in result["reason"] and "before it served" in result["reason"], result["reason"]
+    assert leftovers(scratch) == []

@@ -141,9 +141,13 @@ nlohmann::json MountedStorage::environment() const {
 }
 
 Process& MountedStorage::process(const std::string& name) {
-  auto& w = workers_[name];
-  if (!w) w = std::make_unique<Worker>(parts_.fs->mountpoint(), timeout_, parts_);
-  return *w->front;
+  auto it = workers_.find(name);
+  // Made before it is entered: a worker that cannot start (an exec'd one
+  // that never served) throws, and must leave no empty entry behind for
+  // kill_workers() to follow.
+  if (it == workers_.end())
+    it = workers_.emplace(name, std::make_unique<Worker>(parts_.fs->mountpoint(), timeout_, parts_)).first;
+  return *it->second->front;
 }
 
 bool MountedStorage::region_ranges(const FaultRequest& req, std::vector<ByteRange>& out,

@@ -60,6 +60,7 @@ def leftovers(scratch):
         except OSError:
             continue
         mount_daemon = "syncprobe" in cmd and " mount " in cmd  # refmount's FUSE daemon
-        if scratch + "/" in cmd and ("syncprobe-blockdev" in cmd or "qemu-system" in cmd or mount_daemon):
+        workers = "syncprobe-worker" in cmd  # a case process's worker exec'd under libfiu
+        if scratch + "/" in cmd and ("syncprobe-blockdev" in cmd or "qemu-system" in cmd or mount_daemon or workers):
             found.append(f"process {proc.name}: {cmd[:120]}")
     return found

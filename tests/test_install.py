@@ -65,6 +65,14 @@ def check_main_job(exe, tmp_path):
             assert proc.returncode == 0, proc.stdout + proc.stderr
             res = json.loads((work / "host-run" / "host:ext4" / "seed-single-writer.json").read_text())
             assert res["status"] == "completed", res["reason"]
+            if shutil.which("fiu-run"):
+                # The worker exec'd under libfiu: syncprobe-worker, found beside the binary too.
+                proc = run_installed(exe, ["run", "--target", "host:ext4", "--case", "libfiu-fsync-eio",
+                                           "--out", "fiu-run", "--no-progress"], work, cache)
+                assert proc.returncode == 0, proc.stdout + proc.stderr
+                res = json.loads((work / "fiu-run" / "host:ext4" / "libfiu-fsync-eio.json").read_text())
+                assert res["status"] == "completed", res["reason"]
+                assert [s["errno"] for s in res["steps"] if s["op"] == "fsync"] == [None, "EIO", None]
             del env_scratch
             if shutil.which("fio") and shutil.which("fusermount3"):
                 # bench --fio: the installed helper with the installed jobs and this binary;
@@ -94,6 +102,7 @@ def prefix(tmp_path_factory):
 
 def test_install_layout(prefix):
     for f in ("bin/syncprobe", "libexec/syncprobe/syncprobe-blockdev", "libexec/syncprobe/syncprobe-guest",
+              "libexec/syncprobe/syncprobe-worker",
               "libexec/syncprobe/syncprobe-bench-fio", "share/syncprobe/fio/seqwrite-1m.fio",
               "share/syncprobe/cases/seed-two-process.toml", "share/bash-completion/completions/syncprobe",
               "share/man/man1/syncprobe.1.gz", "share/man/man1/syncprobe-run.1.gz",

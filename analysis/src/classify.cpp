@@ -75,6 +75,7 @@ json classify_target(const RunResults& run, const std::string& name,
     const std::string status(to_string(r.status));
     counts[status] = counts[status].get<int>() + 1;
     const analysis::CheckCounts& n = rv.per_case[id];
+    auto c = run.cases.find(id);
     cases[id] = {{"status", status},
                  {"reason", r.reason},
                  {"fault_class", v.class_of(id)},
@@ -82,6 +83,8 @@ json classify_target(const RunResults& run, const std::string& name,
                  {"checks_failed", n.failed},
                  {"checks_unknown", n.unknown},
                  {"result", result_path(name, id)}};
+    // libfiu failed calls in front of the kernel: never a device fault.
+    if (c != run.cases.end() && analysis::libfiu_case(c->second)) cases[id]["fault_layer"] = "libfiu";
   }
 
   // Profiles per fault class; the headline class also fills `profile` and
@@ -110,6 +113,7 @@ json classify_target(const RunResults& run, const std::string& name,
   t["fstests"] = analysis::judge_fstests(run, results, v);
   t["evidence"] = evidence;
   t["cases"] = cases;
+  t["libfiu_contrast"] = analysis::libfiu_contrast(run, results);
   return t;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
-// Private to analysis/: rule verdicts, fstests verdicts and the closest
-// reference policy.
+// Private to analysis/: rule verdicts, fstests verdicts, the closest
+// reference policy and the libfiu contrast rows.
 #include <map>
 #include <string>
 
@@ -32,5 +32,11 @@ json judge_fstests(const RunResults& run, const std::map<std::string, CaseResult
 // whose results differ least: closest_policy (null on a tie),
 // closest_policies, distances, differences, artefacts.
 void find_closest_policies(const RunResults& run, json& targets);
+
+// A case with a libfiu fault (in front of the processes; no device fails).
+bool libfiu_case(const Case& c);
+// The libfiu contrast rows of one target (kernel cases that ran, not app cases):
+// [{case, status, fault_layer: "libfiu", steps: [{step, op, observed, probe, fault_layer}]}].
+json libfiu_contrast(const RunResults& run, const std::map<std::string, CaseResult>& results);
 
 }  // namespace syncprobe::analysis

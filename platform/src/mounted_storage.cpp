@@ -35,13 +35,35 @@ struct MountedStorage::Worker {
   };
 
   Worker(const std::string& root, std::chrono::milliseconds timeout, StorageParts& parts)
-      : posix(root, timeout), notify(posix, parts) {
+      : posix(root, timeout, exec_under(parts)), notify(posix, parts), parts_(parts) {
     front = &notify;
     for (auto& i : parts.process_injectors) front = &i->wrap(*front);
+    // fault() and heal() reach the running worker (libfiu: through fiu-ctrl).
+    for (auto& i : parts.process_injectors) i->attach(posix.pid());
+  }
+  // Kills the worker (see PosixProcess::kill_worker), detached from the
+  // process-level injectors first.
+  bool kill(std::chrono::milliseconds grace) {
+    if (posix.alive())
+      for (auto& i : parts_.process_injectors) i->detach(posix.pid());
+    return posix.kill_worker(grace);
   }
   PosixProcess posix;
   Notify notify;
   Process* front = nullptr;
+
+ private:
+  // No process-level injector: the worker is forked as always. Otherwise it
+  // is exec'd under their command lines (libfiu: fiu-run -x), as programs are.
+  static WorkerCommand exec_under(StorageParts& parts) {
+    if (parts.process_injectors.empty()) return {};
+    return [&parts](const std::vector<std::string>& argv) {
+      std::vector<std::string> out = argv;
+      for (auto& i : parts.process_injectors) out = i->command(out);
+      return out;
+    };
+  }
+  StorageParts& parts_;
 };
 
 MountedStorage::MountedStorage(StorageParts parts, nlohmann::json environment,
@@ -63,13 +85,13 @@ MountedStorage::~MountedStorage() {
 bool MountedStorage::kill_workers() {
   bool clean = true;
   for (auto& [name, w] : workers_) {
-    if (w->posix.kill_worker(500ms)) continue;
+    if (w->kill(500ms)) continue;
     // Stuck in the kernel on a held request: let the device go, then fail everything.
     clean = false;
     SysResult h = parts_.device_injector->heal();
-    if (!h.ok() || !w->posix.kill_worker(timeout_)) {
+    if (!h.ok() || !w->kill(timeout_)) {
       parts_.device_injector->release_everything();
-      if (!w->posix.kill_worker(timeout_ * 3))
+      if (!w->kill(timeout_ * 3))
         note_ += (note_.empty() ? "" : "; ") + std::string("worker of process '") + name +
                  "' stayed in the kernel";
     }
@@ -119,9 +141,13 @@ nlohmann::json MountedStorage::environment() const {
 }
 
 Process& MountedStorage::process(const std::string& name) {
-  auto& w = workers_[name];
-  if (!w) w = std::make_unique<Worker>(parts_.fs->mountpoint(), timeout_, parts_);
-  return *w->front;
+  auto it = workers_.find(name);
+  // Made before it is entered: a worker that cannot start (an exec'd one
+  // that never served) throws, and must leave no empty entry behind for
+  // kill_workers() to follow.
+  if (it == workers_.end())
+    it = workers_.emplace(name, std::make_unique<Worker>(parts_.fs->mountpoint(), timeout_, parts_)).first;
+  return *it->second->front;
 }
 
 bool MountedStorage::region_ranges(const FaultRequest& req, std::vector<ByteRange>& out,
@@ -142,8 +168,9 @@ bool MountedStorage::region_ranges(const FaultRequest& req, std::vector<ByteRang
 SysResult MountedStorage::fault(const FaultRequest& req, nlohmann::json& detail) {
   if (req.where == FaultRequest::Where::libfiu) {
     for (auto& i : parts_.process_injectors)
-      if (i->layer() == "libfiu") return i->fail_call(req.point, req.rule.err, req.percent, detail);
-    detail["error"] = "this storage runs no programs under libfiu";
+      if (i->layer() == "libfiu")
+        return i->fail_call(req.point, req.rule.err, req.percent, req.rule.count == 1u, detail);
+    detail["error"] = "this storage runs no process under libfiu";
     return SysResult::failure(ENOTSUP);
   }
   FaultRule rule = req.rule;

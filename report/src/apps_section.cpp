@@ -1,6 +1,7 @@
 // The application table of the index page (docs/apps.md): program ×
 // scenario × target → what the program detected and the outcome of every
-// read after the fault, each linked to the case's steps (the evidence).
+// read after the fault, each linked to the case's steps (the evidence); and
+// the libfiu contrast rows of kernel cases.
 #include "site.h"
 #include "syncprobe/taxonomy.h"
 #include "syncprobe/report.h"
@@ -66,6 +67,39 @@ std::string apps_section(const Run& r) {
          "</td></tr>";
   }
   return b + "</tbody></table>";
+}
+
+}  // namespace syncprobe::site
+
+namespace syncprobe::site {
+
+std::string libfiu_contrast_section(const Run& r) {
+  std::string rows;
+  for (const auto& t : r.targets) {
+    if (!r.summary["targets"].contains(t)) continue;
+    const json& list = r.summary["targets"][t].value("libfiu_contrast", json::array());
+    for (const auto& row : list) {
+      const std::string c = row.value("case", "");
+      rows += "<tr><td><a href=\"" + html_escape(case_href(t, c)) + "\">" + html_escape(c) + "</a></td><td>" +
+              html_escape(t) + "</td><td>";
+      if (row.value("status", "") != "completed") {
+        rows += html_escape(row.value("status", "") + ": " + row.value("reason", "")) + "</td></tr>";
+        continue;
+      }
+      for (const auto& s : row.value("steps", json::array()))
+        rows += "step " + std::to_string(s.value("step", 0)) + " " + html_escape(s.value("op", "")) + " " +
+                html_escape(s.value("probe", s.value("point", ""))) + ": " + html_escape(s.value("observed", "")) +
+                (s.contains("fault_layer") ? " (from " + html_escape(s.value("fault_layer", "")) + ")" : "") + "<br>";
+      rows += "</td></tr>";
+    }
+  }
+  if (rows.empty()) return "";
+  return "<h2 id=\"libfiu\">libfiu contrast rows: failures in front of the kernel</h2><div class=\"wrap\"><table>"
+         "<caption>Kernel cases whose failure libfiu injected in the case process (fault layer libfiu): the "
+         "kernel's page cache never saw a failure, and the data may well be on disk. No profile, rule verdict "
+         "or closest policy above reads these cases.</caption><thead><tr><th scope=\"col\">Case</th>"
+         "<th scope=\"col\">Target</th><th scope=\"col\">Steps</th></tr></thead><tbody>" +
+         rows + "</tbody></table></div>";
 }
 
 }  // namespace syncprobe::site

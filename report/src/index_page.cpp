@@ -240,6 +240,7 @@ std::string index_page(const Run& r) {
          "needs a capability this target lacks.</p>";
 
   b += apps_section(r);
+  b += libfiu_contrast_section(r);
 
   // Case matrix.
   b += "<h2 id=\"cases\">Cases</h2><div class=\"wrap\"><table><caption>Targets × cases: status and checks "

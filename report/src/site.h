@@ -76,6 +76,8 @@ std::string args_text(const json& args);
 // Pages and files, each from the loaded run.
 std::string index_page(const Run& r);
 std::string apps_section(const Run& r);  // "" when the run has no application rows
+// Kernel cases with a libfiu fault, apart from every verdict; "" when none ran.
+std::string libfiu_contrast_section(const Run& r);
 std::string target_page(const Run& r, const std::string& t);
 std::string case_page(const Run& r, const std::string& t, const std::string& c);
 std::string junit(const Run& r);

@@ -384,6 +384,10 @@ class Parser {
       if (fiu && !step.args.count("point"))
         error(t, "a libfiu fault needs 'point' (the failure point of the programs' calls)",
               "add point = \"posix/io/sync/fdatasync\"");
+      // libfiu's onetime: one failure per process; it cannot count further.
+      if (fiu && step.args.count("count") && step.arg("count") != "1")
+        error(*t.get("count"), "a libfiu fault fails every call until heal, or one (count = 1, libfiu's onetime)",
+              "use count = 1 or remove it");
       for (const char* k : {"point", "percent"})
         if (!fiu && step.args.count(k))
           error(*t.get(k), std::string("'") + k + "' is only meaningful with range = \"libfiu\"",

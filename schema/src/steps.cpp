@@ -70,7 +70,8 @@ constexpr std::array kFaultArgs = {
             "error: fail with errno; drop: acknowledge and discard; hang: never complete", kModes},
     ArgSpec{"errno", ArgType::string, false, "EIO", "errno for mode=error (EIO, ENOSPC, ENXIO...)"},
     ArgSpec{"count", ArgType::integer, false, "",
-            "operations that fail before the fault expires (absent: until heal)"},
+            "operations that fail before the fault expires (absent: until heal); range=libfiu: only 1 "
+            "(one call of each process fails, libfiu's onetime)"},
     ArgSpec{"point", ArgType::choice, false, "",
             "range=libfiu: the libfiu failure point of the programs' calls (required there)",
             kFiuPoints},

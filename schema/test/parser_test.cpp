@@ -122,7 +122,9 @@ INSTANTIATE_TEST_SUITE_P(
             "'point' is only meaningful with range = \"libfiu\"", "range = \"libfiu\""},
         Bad{"  { op = \"fault\", range = \"libfiu\", point = \"posix/io/sync/fsync\" },\n"
             "  { op = \"heal\" },\n  { op = \"fault\", range = \"data\" },\n",
-            7, 3, "already injects a libfiu fault (line 5); a device fault as well", "one per fault layer"}));
+            7, 3, "already injects a libfiu fault (line 5); a device fault as well", "one per fault layer"},
+        Bad{"  { op = \"fault\", range = \"libfiu\", point = \"posix/io/sync/fsync\", count = 2 },\n", 5, 76,
+            "fails every call until heal, or one (count = 1", "use count = 1"}));
 
 // An error other than EIO from the device needs an injector that can return
 // it (dm cannot); libfiu sets any errno itself.

@@ -87,6 +87,11 @@ TEST(Taxonomy, FaultClassComesFromTheFirstFault) {
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"journal\" }")), "metadata");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"fault\", range = \"free\" }")), "data-write");
   EXPECT_EQ(taxonomy::fault_class_of(parsed("{ op = \"shutdown\", flush = \"log\" }")), "shutdown");
+  // libfiu fails no device: no class decides from it, whatever io or errno it names.
+  for (const char* f : {"{ op = \"fault\", range = \"libfiu\", point = \"posix/io/sync/fsync\" }",
+                        "{ op = \"fault\", range = \"libfiu\", point = \"posix/io/sync/fsync\", errno = \"ENXIO\" }",
+                        "{ op = \"fault\", range = \"libfiu\", point = \"posix/io/sync/fsync\", io = \"flush\" }"})
+    EXPECT_EQ(taxonomy::fault_class_of(parsed(f)), "") << f;
 }
 
 TEST(Taxonomy, TonesOfValuesAndVerdicts) {

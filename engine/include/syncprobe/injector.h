@@ -66,9 +66,10 @@ class Injector {
   // faults and heal() reach too. Device-level ones change nothing.
   virtual std::vector<std::string> command(const std::vector<std::string>& argv) const { return argv; }
   virtual void attach(int /*pid*/) {}
-  // Process-level: fails the programs' call `point` ("posix/io/sync/fdatasync")
-  // with `err` in `percent` % of calls, from now until heal().
-  virtual SysResult fail_call(const std::string& /*point*/, int /*err*/, int /*percent*/,
+  // Process-level: fails the processes' call `point` ("posix/io/sync/fdatasync")
+  // with `err` in `percent` % of calls, from now until heal(); `once`: only
+  // the first such call of each process fails (a one-shot fault).
+  virtual SysResult fail_call(const std::string& /*point*/, int /*err*/, int /*percent*/, bool /*once*/,
                               nlohmann::json& /*detail*/) {
     return SysResult::failure(ENOTSUP);
   }

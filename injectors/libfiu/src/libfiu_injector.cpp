@@ -9,6 +9,7 @@
 
 #include "syncprobe/command.h"
 #include "syncprobe/errno_names.h"
+#include "syncprobe/forwarding_process.h"
 
 namespace syncprobe {
 namespace {
@@ -47,11 +48,40 @@ std::vector<pid_t> tree(pid_t root) {
 
 }  // namespace
 
+// A case process's calls, counted when the enabled point of their kind failed them.
+class LibfiuInjector::Counted final : public ForwardingProcess {
+ public:
+  Counted(Process& p, LibfiuInjector& fiu) : ForwardingProcess(p), fiu_(fiu) {}
+  SysResult pwrite(int fd, std::span<const std::byte> d, uint64_t o) override {
+    return count("posix/io/rw/pwrite", target().pwrite(fd, d, o));
+  }
+  SysResult fsync(int fd) override { return count("posix/io/sync/fsync", target().fsync(fd)); }
+  SysResult fdatasync(int fd) override { return count("posix/io/sync/fdatasync", target().fdatasync(fd)); }
+
+ private:
+  SysResult count(const std::string& point, SysResult r) {
+    auto it = fiu_.points_.find(point);
+    if (it == fiu_.points_.end() || r.ok() || r.hung || r.harness || r.err != it->second.err) return r;
+    const Point& p = it->second;
+    if (p.once && spent_[point] == p.generation) return r;  // libfiu disabled it after its one failure
+    if (p.once) spent_[point] = p.generation;
+    ++fiu_.injected_;
+    return r;
+  }
+  LibfiuInjector& fiu_;
+  std::map<std::string, uint64_t> spent_;  // point -> generation of the one-shot it spent
+};
+
+Process& LibfiuInjector::wrap(Process& p) {
+  wrappers_.push_back(std::make_unique<Counted>(p, *this));
+  return *wrappers_.back();
+}
+
 LibfiuInjector::LibfiuInjector(std::string control_dir, std::chrono::milliseconds timeout)
     : base_(std::move(control_dir) + "/fiu"), timeout_(timeout) {}
 
 std::string LibfiuInjector::enable_command(const std::string& point, const Point& p) {
-  const std::string info = ",failinfo=" + std::to_string(p.err);
+  const std::string info = ",failinfo=" + std::to_string(p.err) + (p.once ? ",onetime" : "");
   if (p.percent >= 100) return "enable name=" + point + info;
   char prob[16];
   std::snprintf(prob, sizeof prob, "%.2f", p.percent / 100.0);
@@ -85,8 +115,9 @@ std::vector<pid_t> LibfiuInjector::control(const std::string& cmd, nlohmann::jso
   return reached;
 }
 
-SysResult LibfiuInjector::fail_call(const std::string& point, int err, int percent, nlohmann::json& detail) {
-  const Point p{err == 0 ? EIO : err, std::clamp(percent, 1, 100)};
+SysResult LibfiuInjector::fail_call(const std::string& point, int err, int percent, bool once,
+                                    nlohmann::json& detail) {
+  const Point p{err == 0 ? EIO : err, std::clamp(percent, 1, 100), once, ++generation_};
   points_[point] = p;
   const std::string cmd = enable_command(point, p);
   detail["layer"] = layer();
@@ -94,6 +125,7 @@ SysResult LibfiuInjector::fail_call(const std::string& point, int err, int perce
   detail["errno_requested"] = errno_name(p.err);
   detail["errno"] = errno_name(p.err);  // failinfo: the wrapper sets exactly this errno
   detail["percent"] = p.percent;
+  if (once) detail["once"] = true;
   detail["fiu_command"] = cmd;
   detail["reached"] = control(cmd, detail);
   detail["note"] = "no device fails: libfiu fails the call before the kernel sees it";
@@ -108,7 +140,7 @@ SysResult LibfiuInjector::fault(const FaultRule& rule, nlohmann::json& detail) {
   SysResult r = SysResult::success(0);
   for (const auto& point : points) {
     nlohmann::json d;
-    SysResult one = fail_call(point, rule.err, 100, d);
+    SysResult one = fail_call(point, rule.err, 100, rule.count == 1u, d);
     detail["points"].push_back(d);
     if (!one.ok()) r = one;
   }

@@ -8,8 +8,14 @@
 // runner never gets SIGPIPE from it, and a runner that dies takes its
 // workers with it (PR_SET_PDEATHSIG).
 //
+// A worker is forked. Only when a process-level injector must sit in front
+// of its calls (libfiu's preload, docs/apps.md) is the forked child turned,
+// by exec, into libexec/syncprobe/syncprobe-worker (SYNCPROBE_WORKER) under
+// the injector's command line; it serves the same socket the same way.
+//
 // REQUIRES: the caller is single-threaded when it creates the worker (fork).
 #include <chrono>
+#include <functional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -21,11 +27,19 @@ namespace syncprobe {
 // "SIGKILL" for 9.
 std::string signal_name(int sig);
 
+// Turns the worker's command line into the one it is exec'd with (libfiu:
+// under fiu-run -x), as Injector::command() does for programs.
+using WorkerCommand = std::function<std::vector<std::string>(const std::vector<std::string>&)>;
+
 class PosixProcess final : public Process {
  public:
   // Forks a worker for paths relative to `root`. It works in root's parent, so
-  // that an idle worker never keeps a mount at `root` busy.
-  PosixProcess(const std::string& root, std::chrono::milliseconds timeout);
+  // that an idle worker never keeps a mount at `root` busy. With `exec_under`,
+  // the child execs syncprobe-worker through it and the constructor waits (at
+  // most `timeout`) until the worker serves; throws a "harness:" error when
+  // it cannot be found or does not start.
+  PosixProcess(const std::string& root, std::chrono::milliseconds timeout,
+               const WorkerCommand& exec_under = {});
   ~PosixProcess() override;  // kills the worker
   PosixProcess(const PosixProcess&) = delete;
   PosixProcess& operator=(const PosixProcess&) = delete;
@@ -60,6 +74,7 @@ class PosixProcess final : public Process {
   SysResult call(const Request& req, std::span<std::byte> out = {},
                  std::vector<std::byte>* raw = nullptr);
   std::string death();  // what became of a worker whose socket failed (reaps it)
+  void await_worker();  // an exec'd worker's announcement; throws when it does not come
 
   pid_t pid_ = -1;
   int sock_ = -1;

@@ -183,7 +183,8 @@ class HostTarget final : public Target {
 
  private:
   // The FUSE block device over a copy of the template, under a loop device.
-  // `fiu`: the case fails programs' calls with libfiu, whose fifos live in the case's directory.
+  // `fiu`: the case fails calls with libfiu (its programs' and its workers'), whose fifos live in
+  // the case's directory.
   std::unique_ptr<MountedStorage> blockdev_storage(const RunContext& ctx, const std::string& dir,
                                                    Ledger& ledger, bool fiu) {
     BlockdevStorageOptions o;

@@ -1,13 +1,15 @@
 #pragma once
-// libfiu at the application boundary (docs/apps.md): programs run under
-// `fiu-run -x` (libfiu's POSIX wrappers preloaded), and a fault enables a
-// failure point (posix/io/sync/fdatasync...) in every program started from
-// then on and, through `fiu-ctrl`, in every attached program still running.
-// No device sees a failure: the kernel's page cache never learns of it.
+// libfiu at the application boundary (docs/apps.md): programs, and the
+// case processes' syscall workers (exec'd for it), run under `fiu-run -x`
+// (libfiu's POSIX wrappers preloaded), and a fault enables a failure point
+// (posix/io/sync/fdatasync...) in every process started from then on and,
+// through `fiu-ctrl`, in every attached process still running. No device
+// sees a failure: the kernel's page cache never learns of it.
 #include <sys/types.h>
 
 #include <chrono>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -25,9 +27,10 @@ class LibfiuInjector final : public Injector {
   std::set<std::string> capabilities() const override { return {"fault:libfiu"}; }
   int delivered_errno(int requested) const override { return requested; }
 
-  // Enables `point` failing with `err` in `percent` % of calls. `detail`
-  // receives the point, errno and the running programs it reached.
-  SysResult fail_call(const std::string& point, int err, int percent, nlohmann::json& detail) override;
+  // Enables `point` failing with `err` in `percent` % of calls (`once`:
+  // libfiu's onetime, the first failure of each process only). `detail`
+  // receives the point, errno and the running processes it reached.
+  SysResult fail_call(const std::string& point, int err, int percent, bool once, nlohmann::json& detail) override;
   // Through the Injector seam: the points of `rule.op` (flush: fsync and
   // fdatasync; write: pwrite and write). Byte ranges mean nothing here.
   SysResult fault(const FaultRule& rule, nlohmann::json& detail) override;
@@ -35,8 +38,13 @@ class LibfiuInjector final : public Injector {
   SysResult power_cut() override { return SysResult::failure(ENOTSUP); }
   SysResult power_restore() override { return SysResult::failure(ENOTSUP); }
   void release_everything() override {}
-  // libfiu does not count the calls it failed: the programs' output shows them.
-  uint64_t injected() override { return 0; }
+  // libfiu itself counts nothing. A case process's call of a point's kind
+  // (fsync, fdatasync, pwrite) that returns the point's errno while the
+  // point is enabled (and, one-shot, not yet spent in that process) is
+  // counted, so that its step names the layer libfiu; programs' calls are
+  // not seen (their output shows them).
+  uint64_t injected() override { return injected_; }
+  Process& wrap(Process& p) override;
   std::optional<std::string> failure() override { return std::nullopt; }
   nlohmann::json environment() const override;
 
@@ -51,7 +59,10 @@ class LibfiuInjector final : public Injector {
   struct Point {
     int err = 0;
     int percent = 100;
+    bool once = false;
+    uint64_t generation = 0;  // which fail_call enabled it (a one-shot is spent per generation)
   };
+  class Counted;
   static std::string enable_command(const std::string& point, const Point& p);
   // fiu-ctrl `cmd` to every running attached program; the pids reached.
   std::vector<pid_t> control(const std::string& cmd, nlohmann::json& detail);
@@ -60,6 +71,9 @@ class LibfiuInjector final : public Injector {
   std::chrono::milliseconds timeout_;
   std::map<std::string, Point> points_;
   std::vector<int> roots_;
+  uint64_t generation_ = 0;
+  uint64_t injected_ = 0;
+  std::vector<std::unique_ptr<Process>> wrappers_;
 };
 
 }  // namespace syncprobe

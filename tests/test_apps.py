@@ -38,6 +38,7 @@ DEVICE_CASES = {"app-sqlite-rollback-data-fault", "app-sqlite-wal-data-fault",
                 "app-redis-aof-always-fault-kept", "app-redis-aof-always-fault-evicted",
                 "app-redis-aof-everysec-fault-kept", "app-redis-aof-everysec-fault-evicted",
                 "app-lmdb-data-fault-kept", "app-lmdb-data-fault-evicted"}
+THIN_CASES = {"app-sqlite-rollback-thin-pool-full"}
 LIBFIU_CASES = {"app-sqlite-rollback-libfiu-fdatasync", "app-qemu-raw-writeback-libfiu-fdatasync",
                 "app-qemu-raw-writeback-keep-libfiu-fdatasync"}
 
@@ -73,7 +74,7 @@ def command_paths(app):
 
 def test_programs_ran_on_the_scratch_filesystem_and_left_nothing(app_run):
     out, scratch, rows = app_run
-    assert set(rows) == DEVICE_CASES | LIBFIU_CASES
+    assert set(rows) == DEVICE_CASES | LIBFIU_CASES | THIN_CASES
     sockets, inputs = set(), set()
     for case in rows:
         result, _ = load_results(out, TARGET, case)
@@ -486,3 +487,22 @@ def test_lmdb_failed_commit_keeps_the_old_tree(app_run, mode):
     assert row["detected"] == ["error to the client"]
     assert [o for (r, o) in reads(row) if r == "v1"] == ["failed-absent"] * 3
     assert set(row["outcomes"]) == {"failed-absent", "acked-present"}
+
+
+def test_sqlite_thin_pool_full_then_grown(app_run):
+    """The thin pool has no space for new blocks: the commit that needs them
+    (its rollback journal is a new file) fails and is not visible; once the
+    pool grew, the same commit goes through and is on the disk after
+    eviction (docs/probes/sqlite-thin.sh reproduces it with a full tmpfs)."""
+    out, _, rows = app_run
+    case = "app-sqlite-rollback-thin-pool-full"
+    row = rows[case]
+    result, p = load_results(out, TARGET, case)
+    thin = next(s for s in result["steps"] if s["op"] == "thin_limit")
+    assert thin["ret"] == 0 and thin["detail"]["allocated_blocks"] == thin["detail"]["capacity_blocks"]
+    put = p["app.faulted_put"]
+    assert put["detail"]["app"]["acknowledged"] is False and put["injected"] >= 1
+    assert "disk I/O error" in put["detail"]["app"]["output"]
+    assert p["app.put_after_grow"]["detail"]["app"]["acknowledged"] is True
+    assert reads(row) == [("v1", "failed-absent"), ("v3", "acked-present")]
+    assert row["detected"] == ["error to the client"]

@@ -53,7 +53,8 @@ class LmdbDriver final : public AppDriver {
     std::string out;
     SysResult r = session.run_program({"mdb_dump", "-p", path}, evidence, &out);
     if (call.action == "check") {
-      evidence["note"] = "lmdb-utils has no checker: the check is a full walk (mdb_dump) that must succeed";
+      evidence["note"] = "lmdb-utils has no checker: the check is a full walk (mdb_dump) that "
+                         "must succeed";
       evidence["consistent"] = r.ok();
       return r;
     }

@@ -424,7 +424,8 @@ def test_redis_always_exits_on_a_failed_fsync_and_the_cache_decides_the_restart(
         assert p["app.restart"]["ret"] == 0
         assert p["app.after_restart"]["detail"]["app"]["read"] == "v2"
         assert p["app.scan"]["detail"]["app"]["pairs"] == {"j": "w1", "k": "v2"}
-        assert p["app.check"]["detail"]["app"]["consistent"] is True
+        # (The check after it reads the AOF through the page cache too: not
+        # asserted, another program's drop_caches may evict it by then.)
         assert (p["app.after_restart"]["index"], "FF") in [(r["step"], r["outcome"]) for r in row["reads"]]
     else:
         assert p["app.restart"]["ret"] == -1

@@ -21,6 +21,9 @@ pytestmark = [
     pytest.mark.skipif(not shutil.which("psql") or not list(pathlib.Path("/usr/lib/postgresql").glob("*/bin/pg_ctl")),
                        reason="postgresql missing (scripts/setup)"),
     pytest.mark.skipif(not shutil.which("fiu-run"), reason="fiu-utils missing (scripts/setup)"),
+    pytest.mark.skipif(not shutil.which("redis-server") or not shutil.which("redis-cli"),
+                       reason="redis-server/redis-tools missing (scripts/setup)"),
+    pytest.mark.skipif(not shutil.which("mdb_load"), reason="lmdb-utils missing (scripts/setup)"),
 ]
 
 DEVICE_CASES = {"app-sqlite-rollback-data-fault", "app-sqlite-wal-data-fault",
@@ -31,11 +34,16 @@ DEVICE_CASES = {"app-sqlite-rollback-data-fault", "app-sqlite-wal-data-fault",
                 "app-postgres-wal-fault-kept", "app-postgres-wal-fault-evicted",
                 "app-qemu-raw-writeback-keep-flush-fault",
                 "app-sqlite-rollback-power-cut", "app-sqlite-rollback-extra-power-cut",
-                "app-qemu-raw-writeback-power-cut"}
+                "app-qemu-raw-writeback-power-cut",
+                "app-redis-aof-always-fault-kept", "app-redis-aof-always-fault-evicted",
+                "app-redis-aof-everysec-fault-kept", "app-redis-aof-everysec-fault-evicted",
+                "app-lmdb-data-fault-kept", "app-lmdb-data-fault-evicted"}
+THIN_CASES = {"app-sqlite-rollback-thin-pool-full"}
 LIBFIU_CASES = {"app-sqlite-rollback-libfiu-fdatasync", "app-qemu-raw-writeback-libfiu-fdatasync",
                 "app-qemu-raw-writeback-keep-libfiu-fdatasync"}
 
 TARGET = "host:ext4"
+PRIVATE_TMP = ("/tmp/syncprobe-pg-", "/tmp/syncprobe-redis-", "/tmp/syncprobe-lmdb-")
 
 
 @pytest.fixture(scope="module")
@@ -55,16 +63,19 @@ def reads(row):
 
 
 def command_paths(app):
-    """The paths a program was given: files it works on, not the programs run."""
+    """The paths a program was given: files it works on, not the programs run
+    (nor the private directories in /tmp of a server's socket and log, or of
+    mdb_load's input)."""
     argv = app["command"]
-    paths = [a for a in argv[1:] if a.startswith("/") and not a.startswith("/usr/")]
+    paths = [a for a in argv[1:] if a.startswith("/") and not a.startswith("/usr/")
+             and not a.startswith(PRIVATE_TMP)]
     return paths
 
 
 def test_programs_ran_on_the_scratch_filesystem_and_left_nothing(app_run):
     out, scratch, rows = app_run
-    assert set(rows) == DEVICE_CASES | LIBFIU_CASES
-    sockets = set()
+    assert set(rows) == DEVICE_CASES | LIBFIU_CASES | THIN_CASES
+    sockets, inputs = set(), set()
     for case in rows:
         result, _ = load_results(out, TARGET, case)
         assert result["status"] == "completed", result["reason"]
@@ -85,11 +96,28 @@ def test_programs_ran_on_the_scratch_filesystem_and_left_nothing(app_run):
                 if argv[0] == "psql":
                     sockets.add(argv[argv.index("-h") + 1])
                     continue
-            paths = [p for p in command_paths(app) if not p.startswith("/tmp/syncprobe-pg-")]
+            if app["program"] == "redis":
+                # No TCP at all (--port 0), no configuration file: a Unix
+                # socket in a private directory, the data on the scratch filesystem.
+                argv = app["command"]
+                if argv[0] == "redis-cli":
+                    sockets.add(argv[argv.index("-s") + 1])
+                    continue
+                if argv[0] == "redis-server":
+                    assert argv[argv.index("--port") + 1] == "0" and "--unixsocket" in argv, argv
+                    assert not [a for a in argv if a.endswith(".conf")], argv
+            if app["program"] == "lmdb" and app["command"][0] == "mdb_load":
+                inputs.add(app["command"][app["command"].index("-f") + 1])
+            paths = command_paths(app)
             assert paths and all(a.startswith(str(scratch) + "/") for a in paths), (case, app["command"])
-    assert sockets and all(s.startswith("/tmp/syncprobe-pg-") for s in sockets), sockets
-    # Every server was stopped and its private directory removed.
-    assert [s for s in sockets if pathlib.Path(s).exists()] == []
+    assert sockets and all(s.startswith(PRIVATE_TMP[:2]) for s in sockets), sockets
+    assert any(s.startswith("/tmp/syncprobe-redis-") for s in sockets), sockets
+    # mdb_load's input files in /tmp were removed once it had read them.
+    assert inputs and [i for i in inputs if pathlib.Path(i).exists()] == []
+    # Every server was stopped and its private directory removed (psql names
+    # the directory, redis-cli the socket in it).
+    dirs = {pathlib.Path(s) if s.startswith("/tmp/syncprobe-pg-") else pathlib.Path(s).parent for s in sockets}
+    assert [d for d in dirs if d.exists()] == []
     assert leftovers(scratch) == []
     assert server_processes(scratch) == []
 
@@ -103,8 +131,12 @@ def server_processes(scratch):
             cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if str(scratch) + "/" in cmd:
-            found.append(f"process {proc.name}: {cmd[:120]}")
+        try:  # redis-server rewrites its command line, but works in its --dir
+            cwd = os.readlink(proc / "cwd")
+        except OSError:
+            cwd = ""
+        if str(scratch) + "/" in cmd or cwd.startswith(str(scratch) + "/"):
+            found.append(f"process {proc.name}: {cmd[:120]} (in {cwd})")
     return found
 
 
@@ -365,3 +397,113 @@ def test_a_power_cut_after_acknowledged_commits(app_run):
     assert reads(rows["app-sqlite-rollback-power-cut"]) == [("v1", "OV")]
     _, p = load_results(out, TARGET, "app-sqlite-rollback-power-cut")
     assert p["app.after_restart"]["detail"]["app"]["synchronous"] == "FULL"
+
+
+@pytest.mark.parametrize("mode", ["kept", "evicted"])
+def test_redis_always_exits_on_a_failed_fsync_and_the_cache_decides_the_restart(app_run, mode):
+    """appendfsync=always: the SET's append lands in the page cache, its fsync
+    fails, and Redis exits instead of replying. After heal, a restart with the
+    page cache kept replays the failed SET from the cached AOF (FF); after
+    eviction the disk's AOF block ends in zeros where the failed append was
+    (the file's size was not the faulted block), and Redis refuses to load it
+    (redis-check-aof agrees): reproduced by docs/probes/redis-lmdb.sh."""
+    out, _, rows = app_run
+    case = f"app-redis-aof-always-fault-{mode}"
+    row = rows[case]
+    result, p = load_results(out, TARGET, case)
+    fault = next(s for s in result["steps"] if s["op"] == "fault")
+    assert fault["ret"] == 0, fault
+    put = p["app.faulted_put"]
+    assert put["detail"]["app"]["acknowledged"] is False and put["injected"] >= 1
+    assert "Can't persist AOF for fsync error when the AOF fsync policy is 'always'" in put["detail"]["app"]["server_log"]
+    assert put["detail"]["app"]["server_running"] is False
+    assert p["app.running"]["ret"] == -1  # nobody answers: the server exited
+    assert "error to the client" in row["detected"]
+    require_kept(p, mode, "aof")
+    if mode == "kept":
+        assert p["app.restart"]["ret"] == 0
+        assert p["app.after_restart"]["detail"]["app"]["read"] == "v2"
+        assert p["app.scan"]["detail"]["app"]["pairs"] == {"j": "w1", "k": "v2"}
+        # (The check after it reads the AOF through the page cache too: not
+        # asserted, another program's drop_caches may evict it by then.)
+        assert (p["app.after_restart"]["index"], "FF") in [(r["step"], r["outcome"]) for r in row["reads"]]
+    else:
+        assert p["app.restart"]["ret"] == -1
+        assert "Bad file format reading the append only file" in p["app.restart"]["detail"]["app"]["server_log"]
+        assert p["app.check"]["detail"]["app"]["consistent"] is False
+        assert "is not valid" in p["app.check"]["detail"]["app"]["output"]
+        assert row["outcomes"] == ["refuses-start"]
+
+
+@pytest.mark.parametrize("mode", ["kept", "evicted"])
+def test_redis_everysec_acknowledges_then_refuses_writes_until_restarted(app_run, mode):
+    """appendfsync=everysec replies before the fsync: k=v2 is acknowledged,
+    the background fsync fails and every later write is refused (MISCONF),
+    also after the heal: only a restart clears it. Restarted with the page
+    cache kept, v2 is back; after eviction the AOF ends in zeros and Redis
+    refuses to start: an acknowledged write the server cannot bring back."""
+    out, _, rows = app_run
+    case = f"app-redis-aof-everysec-fault-{mode}"
+    row = rows[case]
+    result, p = load_results(out, TARGET, case)
+    assert p["app.faulted_put"]["detail"]["app"]["acknowledged"] is True
+    cp = p["app.faulted_checkpoint"]
+    assert cp["ret"] == -1 and cp["detail"]["app"]["aof_last_write_status"] == "err"
+    assert sum(s["injected"] for s in result["steps"]) >= 1
+    for probe in ("app.put_while_faulty", "app.put_after_heal"):
+        put = p[probe]["detail"]["app"]
+        assert put["acknowledged"] is False and "MISCONF" in put["output"], (probe, put)
+    assert p["app.running"]["detail"]["app"]["read"] == "v2"
+    assert p["app.retry_checkpoint"]["ret"] == -1  # still err after the heal
+    assert row["detected"] == ["error to the client", "refusal to continue"]
+    require_kept(p, mode, "aof")
+    if mode == "kept":
+        assert p["app.after_restart"]["detail"]["app"]["read"] == "v2"
+        assert p["app.scan"]["detail"]["app"]["pairs"] == {"j": "w1", "k": "v2"}
+        assert (p["app.after_restart"]["index"], "acked-present") in [(r["step"], r["outcome"]) for r in row["reads"]]
+    else:
+        assert p["app.restart"]["ret"] == -1
+        assert "Bad file format reading the append only file" in p["app.restart"]["detail"]["app"]["server_log"]
+        # v2 was read while running (from memory), then never again.
+        assert row["outcomes"] == ["acked-present", "refuses-start"]
+        assert (p["app.after_restart"]["index"], "refuses-start") in [(r["step"], r["outcome"]) for r in row["reads"]]
+
+
+@pytest.mark.parametrize("mode", ["kept", "evicted"])
+def test_lmdb_failed_commit_keeps_the_old_tree(app_run, mode):
+    """LMDB syncs a commit's pages before it writes the meta page that makes
+    it visible: the failed commit is reported and never becomes visible, in
+    the page cache or on the disk."""
+    out, _, rows = app_run
+    case = f"app-lmdb-data-fault-{mode}"
+    row = rows[case]
+    _, p = load_results(out, TARGET, case)
+    put = p["app.faulted_put"]
+    assert put["detail"]["app"]["acknowledged"] is False and put["injected"] >= 1
+    assert "txn_commit: Input/output error" in put["detail"]["app"]["output"]
+    assert p["app.running"]["detail"]["app"]["read"] == "v1"
+    assert p["app.after_restart"]["detail"]["app"]["read"] == "v1"
+    assert p["app.scan"]["detail"]["app"]["pairs"] == {"j": "w1", "k": "v1"}
+    assert p["app.check"]["detail"]["app"]["consistent"] is True
+    assert row["detected"] == ["error to the client"]
+    assert [o for (r, o) in reads(row) if r == "v1"] == ["failed-absent"] * 3
+    assert set(row["outcomes"]) == {"failed-absent", "acked-present"}
+
+
+def test_sqlite_thin_pool_full_then_grown(app_run):
+    """The thin pool has no space for new blocks: the commit that needs them
+    (its rollback journal is a new file) fails and is not visible; once the
+    pool grew, the same commit goes through and is on the disk after
+    eviction (docs/probes/sqlite-thin.sh reproduces it with a full tmpfs)."""
+    out, _, rows = app_run
+    case = "app-sqlite-rollback-thin-pool-full"
+    row = rows[case]
+    result, p = load_results(out, TARGET, case)
+    thin = next(s for s in result["steps"] if s["op"] == "thin_limit")
+    assert thin["ret"] == 0 and thin["detail"]["allocated_blocks"] == thin["detail"]["capacity_blocks"]
+    put = p["app.faulted_put"]
+    assert put["detail"]["app"]["acknowledged"] is False and put["injected"] >= 1
+    assert "disk I/O error" in put["detail"]["app"]["output"]
+    assert p["app.put_after_grow"]["detail"]["app"]["acknowledged"] is True
+    assert reads(row) == [("v1", "failed-absent"), ("v3", "acked-present")]
+    assert row["detected"] == ["error to the client"]

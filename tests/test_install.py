@@ -176,7 +176,8 @@ def test_deb_dependencies(deb):
     # fault:libfiu cases need fiu-run and fiu-ctrl; libfiu0 itself comes from shlibdeps.
     for p in ("dmsetup", "fiu-utils"):
         assert p in recommends and p not in depends, p
-    for p in ("qemu-system-x86", "qemu-utils", "sqlite3", "postgresql", "thin-provisioning-tools", "chromium"):
+    for p in ("qemu-system-x86", "qemu-utils", "sqlite3", "postgresql", "redis-server", "redis-tools",
+              "lmdb-utils", "thin-provisioning-tools", "chromium"):
         assert p in suggests and p not in depends, p
 
 

@@ -5,7 +5,7 @@
 namespace syncprobe {
 
 std::vector<const AppDriver*> app_drivers() {
-  return {&sqlite_driver(), &qemu_driver(), &postgres_driver()};
+  return {&sqlite_driver(), &qemu_driver(), &postgres_driver(), &redis_driver(), &lmdb_driver()};
 }
 
 const AppDriver* find_app_driver(std::string_view name) {

@@ -98,7 +98,7 @@ constexpr std::array kReadBackArgs = {
     ArgSpec{"len", ArgType::size, false, "4K", "bytes to read", {}, kMaxStepBytes},
 };
 
-constexpr std::array kPrograms = {"sqlite"sv, "qemu"sv, "postgres"sv};
+constexpr std::array kPrograms = {"sqlite"sv, "qemu"sv, "postgres"sv, "redis"sv, "lmdb"sv};
 constexpr std::array kAppActions = {"init"sv, "put"sv, "get"sv, "check"sv, "scan"sv, "checkpoint"sv, "restart"sv};
 constexpr std::array kAppArgs = {
     ArgSpec{"program", ArgType::choice, true, "",

@@ -80,6 +80,8 @@ class AppDriver {
 const AppDriver& sqlite_driver();
 const AppDriver& qemu_driver();
 const AppDriver& postgres_driver();
+const AppDriver& redis_driver();
+const AppDriver& lmdb_driver();
 
 // Every driver, and the one named `name` (nullptr if none).
 std::vector<const AppDriver*> app_drivers();

@@ -104,7 +104,7 @@ struct ReadBack {
 
 // One action of a real program (an `app` step, docs/apps.md).
 struct AppCall {
-  std::string program;  // "sqlite", "qemu", "postgres"
+  std::string program;  // "sqlite", "qemu", "postgres", "redis", "lmdb"
   std::string action;   // "init", "put", "get", "scan", "check", "checkpoint", "restart"
   std::string file;     // the program's file, relative to the filesystem root
   std::string variant;  // program settings ("wal", "qcow2,cache=none")

@@ -315,6 +315,27 @@ def test_size_limit_and_grow(mount):
     assert m.status()["capacity_bytes"] > 1024 * 1024
 
 
+def test_preallocated_memory_is_reserved_and_used(tmp_path, mount):
+    m = mount("proposed", "--preallocate", "64M")
+    reserved = m.status()["frame_bytes_reserved"]
+    assert reserved >= 64 << 20
+    with open(m.path("f"), "wb") as f:
+        f.write(b"p" * (32 << 20))
+        f.flush()
+        os.fsync(f.fileno())
+    assert m.status()["frame_bytes_reserved"] == reserved, "32 MiB written took memory beyond the 64 MiB touched"
+    plain = mount("linux-4.17")
+    assert plain.status()["frame_bytes_reserved"] < 64 << 20
+
+    point = tmp_path / "too-much"
+    point.mkdir()
+    p = subprocess.run([str(EXE), "mount", "--policy", "proposed", "--preallocate", "1000000T", str(point)],
+                       capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL)
+    assert p.returncode != 0
+    assert "--preallocate asks for more memory than this machine has" in p.stderr
+    assert not mounted(point)
+
+
 def test_mount_point_checks(tmp_path, mount):
     full = tmp_path / "full"
     full.mkdir()

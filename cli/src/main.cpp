@@ -132,6 +132,10 @@ int main(int argc, char** argv) {
       ->transform(CLI::AsSizeValue(false));
   mount->add_option("--error-limit", mo.error_limit, "bytes pages in error may hold (R7, under proposed)")
       ->transform(CLI::AsSizeValue(false));
+  mount->add_option("--preallocate", mo.preallocate,
+                    "bytes of memory for the model to touch at mount, so that writes take memory already "
+                    "faulted in (benchmarks; docs/bench.md)")
+      ->transform(CLI::AsSizeValue(false));
   mount->add_option("--max-file-size", mo.max_file_size, "largest file (default 4G); EFBIG past it")
       ->transform(CLI::AsSizeValue(false));
   mount->add_flag("--background", mo.background, "return once mounted (default: serve in the foreground)");

@@ -58,6 +58,7 @@ int mount_command(const MountCliOptions& o, std::ostream& out, std::ostream& err
   m.size = o.size;
   m.memory_limit = o.memory_limit;
   m.error_limit = o.error_limit;
+  m.preallocate = o.preallocate;
   if (o.max_file_size) m.max_file_bytes = *o.max_file_size;
   m.background = o.background;
   m.passthrough = !o.passthrough_dir.empty();

@@ -91,6 +91,17 @@ class FramePool {
     poison_frame_bytes(frame + sizeof(std::byte*), kFrameSize - sizeof(std::byte*));
   }
 
+  // Maps and touches frames for `bytes` of data now, so that later
+  // allocations take memory already faulted in (a first touch of anonymous
+  // memory costs a page fault and the kernel's zeroing; docs/bench.md).
+  // Throws std::bad_alloc when the system has no memory.
+  void preallocate(uint64_t bytes) {
+    std::vector<std::byte*> got;
+    got.reserve(size_t(bytes / kFrameSize + 1));
+    while (uint64_t(got.size()) * kFrameSize < bytes) got.push_back(allocate());
+    for (auto it = got.rbegin(); it != got.rend(); ++it) release(*it);  // reused in address order
+  }
+
   uint64_t frames_in_use() const { return in_use_; }
   uint64_t bytes_reserved() const { return uint64_t(arenas_.size()) * kArenaBytes; }
 

@@ -4,7 +4,10 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <new>
 #include <stdexcept>
+
+#include <unistd.h>
 
 #include "fs_state.h"
 #include "syncprobe/ref/file_system.h"
@@ -130,6 +133,17 @@ SysResult FileSystem::memory_limit(uint64_t bytes) {
 SysResult FileSystem::cache_limit(uint64_t bytes) {
   s_->cache_limit = bytes;
   s_->balance_cache();
+  return SysResult::success();
+}
+
+SysResult FileSystem::preallocate(uint64_t bytes) {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
+  if (pages > 0 && page > 0 && bytes > uint64_t(pages) * uint64_t(page)) return SysResult::failure(ENOMEM);
+  try {
+    s_->frames.preallocate(bytes);
+  } catch (const std::bad_alloc&) {
+    return SysResult::failure(ENOMEM);
+  }
   return SysResult::success();
 }
 

@@ -230,6 +230,25 @@ TEST(Namespace, AFaultOnPartOfAFileFailsOnlyThatPart) {
   }
 }
 
+// Preallocated memory is what later writes use; more than the machine has
+// is refused before anything is touched.
+TEST(Namespace, PreallocatedFramesAreUsedByLaterWrites) {
+  FileSystem fs(make_policy("proposed"));
+  ASSERT_TRUE(fs.preallocate(uint64_t(8) << 20).ok());
+  const uint64_t reserved = fs.stats().frame_bytes_reserved;
+  EXPECT_GE(reserved, uint64_t(8) << 20);
+  const std::vector<std::byte> data(uint64_t(4) << 20, std::byte{5});
+  Handle h;
+  ASSERT_TRUE(fs.open("f", {}, h).ok());
+  ASSERT_TRUE(fs.pwrite(h, data, 0).ok());
+  ASSERT_TRUE(fs.fsync(h, false).ok());
+  EXPECT_EQ(fs.stats().frame_bytes_reserved, reserved) << "4 MiB written took new memory";
+  const SysResult r = fs.preallocate(uint64_t(1) << 62);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.err, ENOMEM);
+  EXPECT_EQ(fs.stats().frame_bytes_reserved, reserved);
+}
+
 // Writeback gives the device the cached page's frame instead of a copy
 // (frame_pool.h); a later change to the page must then reach neither the
 // device nor a later read from it, whole pages or parts.

@@ -186,6 +186,7 @@ nlohmann::json MountedFs::status() {
                    {"open_files", st.open_files},
                    {"device_writes", st.device_writes},
                    {"device_flushes", st.device_flushes},
+                   {"frame_bytes_reserved", st.frame_bytes_reserved},
                    {"injected_faults", fs_.injected_hits()},
                    {"faults_logged", faults_logged_},
                    {"hung_calls", hung_calls_},

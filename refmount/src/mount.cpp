@@ -195,6 +195,8 @@ int run_mount(const MountOptions& o, std::ostream& log, std::string& error) {
     if (o.size && !mounted->fs().thin_limit(*o.size, FaultMode::error).ok()) error = "size";
     if (o.memory_limit && !mounted->fs().cache_limit(*o.memory_limit).ok()) error = "memory limit";
     if (o.error_limit && !mounted->fs().memory_limit(*o.error_limit).ok()) error = "error limit";
+    if (o.preallocate && !mounted->fs().preallocate(*o.preallocate).ok())
+      error = "preallocation (--preallocate asks for more memory than this machine has)";
     if (!error.empty()) {
       error = "the model refused the " + error;
       cleanup_control();

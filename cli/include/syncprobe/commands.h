@@ -65,7 +65,7 @@ int vm_command(const VmOptions& o, std::ostream& out, std::ostream& err);
 struct MountCliOptions {
   std::string policy;
   std::string mountpoint;
-  std::optional<uint64_t> size, memory_limit, error_limit, max_file_size;
+  std::optional<uint64_t> size, memory_limit, error_limit, max_file_size, preallocate;
   bool background = false;
   std::string passthrough_dir;  // mount a bare passthrough of this directory instead
   std::string control_dir;      // where the control socket goes (default: a fresh private directory)

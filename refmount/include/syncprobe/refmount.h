@@ -26,6 +26,7 @@ struct MountOptions {
   std::optional<uint64_t> size;           // device capacity (ENOSPC past it); none: unbounded
   std::optional<uint64_t> memory_limit;   // the cache's memory (clean pages evicted, dirty written back)
   std::optional<uint64_t> error_limit;    // memory held by pages in error (R7)
+  std::optional<uint64_t> preallocate;    // memory the model touches at mount (no page faults later)
   uint64_t max_file_bytes = 1ull << 32;   // EFBIG past it
   bool background = false;                // return once mounted; serve from a child process
   // Where the control socket goes: an existing directory of this user, mode

@@ -215,6 +215,10 @@ class FileSystem {
   // The cache may hold at most `bytes`; past it clean pages are evicted
   // (oldest use first) and dirty ones written back so that they can be.
   SysResult cache_limit(uint64_t bytes);
+  // Touches memory for `bytes` of cached pages and device blocks now, so
+  // that writing them later costs no page faults. ENOMEM when the system
+  // has not that much memory.
+  SysResult preallocate(uint64_t bytes);
 
   // ---- faults on the simulated device ----
   // Installs `rule` with its ranges resolved from `place` (the rule's own

@@ -116,8 +116,10 @@ def test_the_contrast_cases_are_listed_apart_and_decide_nothing(fiu_run, syncpro
     proc = syncprobe("classify", without, "--json", check=True)
     u = json.loads(proc.stdout)["targets"][TARGET]
     assert u["libfiu_contrast"] == []
-    for key in ("profile", "profiles", "rules", "rule_reasons", "fstests", "closest_policies"):
-        assert t.get(key) == u.get(key), key
+    for key in ("profile", "profile_class", "profile_reasons", "profiles", "rules", "rule_reasons", "fstests",
+                "evidence"):
+        assert key in t and key in u, key
+        assert t[key] == u[key], key
 
 
 def test_a_worker_that_cannot_be_execd_is_a_harness_error_and_leaves_nothing(syncprobe, tmp_path):

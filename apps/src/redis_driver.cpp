@@ -9,6 +9,7 @@
 // replays the AOF. Keys and values are Redis strings (SET/GET).
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -76,9 +77,14 @@ class RedisServer final : public AppServer {
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
+    const pid_t parent = getpid();
     const pid_t pid = fork();
     if (pid == 0) {
       setpgid(0, 0);
+      // Dies with the runner (a killed run must not leave it holding the
+      // scratch filesystem); kept across the exec, redis-server is not setuid.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (getppid() != parent) _exit(127);
       const int null = ::open("/dev/null", O_RDWR);
       dup2(null, 0);
       dup2(null, 1);
@@ -90,6 +96,7 @@ class RedisServer final : public AppServer {
       evidence["error"] = std::string("fork: ") + std::strerror(errno);
       return SysResult::harness_failure("app driver");
     }
+    setpgid(pid, pid);  // as the child does: a kill(-pid) right away reaches it
     pid_ = pid;
     start_ = process_start_time(pid);
     // Recorded as soon as it is started: a killed run's successor kills it.
@@ -98,7 +105,13 @@ class RedisServer final : public AppServer {
     while (std::chrono::steady_clock::now() < deadline) {
       if (!running()) {
         evidence["exit_status"] = exit_status_;
+        if (exit_status_ == 127 || exit_status_ == 126 || exit_status_ < 0) {  // never ran, or killed
+          evidence["error"] = "redis-server could not be started (exit " + std::to_string(exit_status_) + ")";
+          return SysResult::harness_failure("app driver");
+        }
+        // The program refused: its log says why (an AOF it cannot load).
         evidence["error"] = "redis-server exited while starting";
+        evidence["refusal"] = refusal_lines();
         return SysResult::failure(0);
       }
       CommandResult r = run_program({"redis-cli", "-s", socket(), "PING"}, 5s);
@@ -140,6 +153,14 @@ class RedisServer final : public AppServer {
 
  private:
   std::string log() const { return sockdir_ + "/server.log"; }
+  // The log's warning and error lines ("#"), which say why a start failed.
+  json refusal_lines() const {
+    std::ifstream in(log());
+    json lines = json::array();
+    for (std::string line; std::getline(in, line);)
+      if (line.find(" # ") != std::string::npos && lines.size() < 20) lines.push_back(line);
+    return lines;
+  }
 
   std::string dir_, sockdir_, fsync_;
   AppSession& session_;
@@ -190,8 +211,12 @@ class RedisDriver final : public AppDriver {
       evidence["resident_before_restart"]["aof"] =
           f.ok() ? json(std::strtoull(out.c_str(), nullptr, 10)) : json(ev.value("output", ""));
       const std::string note = server->stop(true);
-      if (!note.empty()) evidence["stop_note"] = note;
       server->log_into(evidence["before_restart"]);
+      if (!note.empty()) {
+        // A second server would replay the AOF while the first may still append.
+        evidence["error"] = note + ": not started again";
+        return SysResult::harness_failure("app driver");
+      }
       r = server->start(evidence);
     } else if (call.action == "put") {
       r = cli(session, *server, {"SET", call.key, call.value}, evidence);

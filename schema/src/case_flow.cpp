@@ -1,4 +1,5 @@
 // The case's flow: what can only be checked once every step is parsed.
+#include <algorithm>
 #include <map>
 #include <set>
 #include <string>
@@ -80,6 +81,13 @@ void check_flow(const Case& c, const StepErrorAt& at) {
       break;
     }
   }
+  // A case without programs fails only its own processes' calls, which are
+  // pwrite(2), never write(2): that point would never fire.
+  const bool programs = std::any_of(c.steps.begin(), c.steps.end(), [](const Step& s) { return s.kind == StepKind::app; });
+  for (const Step& s : c.steps)
+    if (!programs && s.kind == StepKind::fault && s.arg("range") == "libfiu" && s.arg("point") == "posix/io/rw/write")
+      at(s, "the case's own processes write with pwrite(2), never write(2): posix/io/rw/write would never fail",
+         "use point = \"posix/io/rw/pwrite\"");
   for (size_t i = 0; i < c.steps.size(); ++i) {
     const Step& s = c.steps[i];
     if (!s.check) continue;

@@ -14,7 +14,8 @@
 namespace syncprobe {
 namespace {
 
-pid_t parent_of(pid_t pid) {
+// The process's parent and state letter (R, S, Z, ...), from /proc; 0 when gone.
+pid_t parent_of(pid_t pid, char* state_out = nullptr) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
   std::string line;
   std::getline(in, line);
@@ -24,7 +25,13 @@ pid_t parent_of(pid_t pid) {
   char state = 0;
   pid_t ppid = 0;
   rest >> state >> ppid;
+  if (state_out) *state_out = state;
   return ppid;
+}
+
+bool exited(pid_t pid) {
+  char state = 0;
+  return parent_of(pid, &state) == 0 || state == 'Z' || state == 'X';
 }
 
 // `root` and every process descended from it, as /proc shows them now.
@@ -103,9 +110,15 @@ std::vector<pid_t> LibfiuInjector::control(const std::string& cmd, nlohmann::jso
   for (pid_t root : roots_)
     for (pid_t pid : tree(root)) {
       struct stat st{};
-      // Only programs under fiu-run listen; a child that skipped it has no fifo.
-      if (::stat((base_ + "-" + std::to_string(pid) + ".in").c_str(), &st) != 0 || !S_ISFIFO(st.st_mode))
+      // Only programs under fiu-run listen; a child that skipped it has no
+      // fifo. A process started under fiu-run that has none was never
+      // reached: the preload did not start in it.
+      if (::stat((base_ + "-" + std::to_string(pid) + ".in").c_str(), &st) != 0 || !S_ISFIFO(st.st_mode)) {
+        if (pid == root && !exited(root))
+          failed.push_back({{"pid", pid}, {"error", "started under fiu-run but has no control fifo " + base_ +
+                                                        "-" + std::to_string(pid) + ".in"}});
         continue;
+      }
       const std::vector<std::string> argv = {"fiu-ctrl", "-f", base_, "-c", cmd, std::to_string(pid)};
       CommandResult r = run_program(argv, timeout_);
       if (r.ok()) reached.push_back(pid);

@@ -64,7 +64,12 @@ PosixProcess::PosixProcess(const std::string& root, std::chrono::milliseconds ti
   if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
     throw std::runtime_error(std::string("socketpair: ") + std::strerror(errno));
   pid_ = fork();
-  if (pid_ < 0) throw std::runtime_error(std::string("fork: ") + std::strerror(errno));
+  if (pid_ < 0) {
+    const int err = errno;
+    ::close(sv[0]);
+    ::close(sv[1]);
+    throw std::runtime_error(std::string("fork: ") + std::strerror(err));
+  }
   if (pid_ == 0) {
     ::close(sv[0]);
     if (!exec_under) worker_main(sv[1], root, parent, false);

@@ -184,7 +184,9 @@ void worker_main(int sock, const std::string& root, pid_t parent, bool announce)
   if (getppid() != parent) _exit(112);
   // The worker works beside the root, not in it: an idle worker must not
   // keep a mount busy (a remount with no descriptor open must work).
-  const std::filesystem::path r(root);
+  // "/a/b/" is "/a/b": a trailing slash would leave no name to prefix.
+  std::filesystem::path r = std::filesystem::path(root).lexically_normal();
+  if (!r.has_filename() && r != r.root_path()) r = r.parent_path();
   const std::string prefix = r.filename().string() + "/";
   if (::chdir(r.parent_path().c_str()) < 0) _exit(111);
   if (announce) {

@@ -178,6 +178,12 @@ TEST_F(PosixProcessTest, AnIdleWorkerDoesNotWorkInsideItsRoot) {
   ASSERT_TRUE(a.open("f", {}).ok());
   EXPECT_TRUE(std::filesystem::exists(dir_ + "/root/f"));
   EXPECT_EQ(std::filesystem::read_symlink("/proc/" + std::to_string(a.pid()) + "/cwd").string(), dir_);
+  // A root written with a trailing slash is the same root.
+  PosixProcess b(dir_ + "/root/", 5000ms);
+  ASSERT_TRUE(b.open("g", {}).ok());
+  EXPECT_TRUE(std::filesystem::exists(dir_ + "/root/g"));
+  EXPECT_FALSE(std::filesystem::exists(dir_ + "/g"));
+  EXPECT_FALSE(std::filesystem::exists("/g"));
 }
 
 TEST_F(PosixProcessTest, FiemapIsReadToTheLastExtent) {

@@ -97,7 +97,7 @@ class PageMap {
   std::byte* writable(const Page& p, bool keep) {
     if (!(p.c_->lent & bit(p.index_))) [[likely]]
       return p.data();
-    return unshare(p, keep);
+    return unshare(p.c_, p.index_, keep);  // not the Page by reference: it stays in registers
   }
   // The device now holds p's frame too (SimDevice::write_frame).
   void lend(const Page& p) { p.c_->lent |= bit(p.index_); }
@@ -110,10 +110,10 @@ class PageMap {
   }
 
  private:
-  [[gnu::noinline]] std::byte* unshare(const Page& p, bool keep) {
-    Chunk& c = *p.c_;
-    const unsigned i = unsigned(p.index_ % 64);
-    c.lent &= ~bit(p.index_);
+  [[gnu::noinline]] std::byte* unshare(Chunk* chunk, uint64_t index, bool keep) {
+    Chunk& c = *chunk;
+    const unsigned i = unsigned(index % 64);
+    c.lent &= ~bit(index);
     std::byte*& frame = c.frame[i];
     if (frames_->shared(frame)) {
       std::byte* own = frames_->allocate();

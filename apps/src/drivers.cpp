@@ -1,5 +1,11 @@
 #include "syncprobe/app_driver.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 #include "syncprobe/command.h"
 
 namespace syncprobe {
@@ -50,6 +56,16 @@ SysResult run_recorded(const std::vector<std::string>& argv, std::chrono::millis
     return SysResult::hang();
   }
   return r.ok() ? SysResult::success(0) : SysResult::failure(0);
+}
+
+SysResult sync_filesystem(const std::string& dir, const std::string& after, nlohmann::json& evidence) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  const int synced = fd >= 0 ? ::syncfs(fd) : -1;
+  const int err = errno;
+  if (fd >= 0) ::close(fd);
+  if (synced == 0) return SysResult::success(0);
+  evidence["error"] = "syncfs after " + after + ": " + std::strerror(err);
+  return SysResult::harness_failure("app driver");
 }
 
 AppSession::AppSession(std::string root, std::chrono::milliseconds timeout, Ledger& ledger,

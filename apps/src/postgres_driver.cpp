@@ -361,13 +361,7 @@ class PostgresDriver final : public AppDriver {
     evidence["table_file"] = table;
     evidence["wal_file"] = "pg_wal/" + wal;
     // Everything initdb wrote (it did not sync) reaches the disk before any fault.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    const int synced = fd >= 0 ? ::syncfs(fd) : -1;
-    if (fd >= 0) ::close(fd);
-    if (synced != 0) {
-      evidence["error"] = std::string("syncfs after initdb: ") + std::strerror(errno);
-      return SysResult::harness_failure("app driver");
-    }
+    if (SysResult s = sync_filesystem(path, "initdb", evidence); !s.ok()) return s;
     return r;
   }
 };

@@ -331,13 +331,7 @@ class RedisDriver final : public AppDriver {
     if (!r.ok()) return r;
     // The AOF files Redis created reach the disk before any fault: a fault
     // on the AOF's blocks then finds them allocated.
-    const int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    const int synced = fd >= 0 ? ::syncfs(fd) : -1;
-    if (fd >= 0) ::close(fd);
-    if (synced != 0) {
-      evidence["error"] = std::string("syncfs after start: ") + std::strerror(errno);
-      return SysResult::harness_failure("app driver");
-    }
+    if (SysResult s = sync_filesystem(path, "start", evidence); !s.ok()) return s;
     evidence["aof_file"] = aof(path).substr(path.size() + 1);
     return r;
   }

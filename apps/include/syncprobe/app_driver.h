@@ -104,4 +104,9 @@ SysResult run_recorded(const std::vector<std::string>& argv, std::chrono::millis
 // Keys and values travel on command lines: letters, digits, '_', '-', '.'.
 bool plain_word(const std::string& s);
 
+// syncfs(2) on the filesystem holding the directory `dir`, so that what a
+// program wrote while starting reaches the disk before any fault; a harness
+// failure naming `after` ("initdb") in evidence["error"] when it fails.
+SysResult sync_filesystem(const std::string& dir, const std::string& after, nlohmann::json& evidence);
+
 }  // namespace syncprobe

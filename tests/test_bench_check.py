@@ -197,3 +197,40 @@ def test_pairs_against_memcpy_decide_the_memcpy_targets(tmp_path):
     proc = check(tmp_path, d)
     assert proc.returncode == 1
     assert any("pwrite into cached pages vs memcpy (proposed)" in l for l in lines_with(proc.stdout, "MISSED"))
+
+
+def check_with_instructions(tmp_path, d, instructions):
+    f, i = tmp_path / "bench.json", tmp_path / "instructions.json"
+    f.write_text(json.dumps(d))
+    i.write_text(json.dumps(instructions) if not isinstance(instructions, str) else instructions)
+    return subprocess.run([str(CHECK), str(f), "--instructions", str(i)], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_instruction_counts_judge_proposed_beside_linux(tmp_path):
+    # Timed in separate loops, proposed's drop_caches looks 1.3x slower (a noisy moment) ...
+    times = dict(GOOD, **{"BM_DropCaches/proposed/10000": 910_000.0})
+    assert check(tmp_path, doc(times)).returncode == 1
+    # ... but it runs the same instructions: with the counts, that decides, and the time is a note.
+    counts = {name: 1000 for name in GOOD if "/proposed/" in name or "/linux-4.17/" in name}
+    proc = check_with_instructions(tmp_path, doc(times), counts)
+    assert proc.returncode == 0, proc.stdout
+    assert any("BM_DropCaches/proposed/10000 vs linux-4.17" in l and "callgrind" in l
+               for l in lines_with(proc.stdout, "met"))
+    assert any("BM_DropCaches/proposed/10000 vs linux-4.17" in l and "1.300" in l
+               for l in lines_with(proc.stdout, "note"))
+    # More instructions under proposed fail the run, however the times read.
+    counts["BM_DropCaches/proposed/10000"] = 1300
+    proc = check_with_instructions(tmp_path, doc(GOOD), counts)
+    assert proc.returncode == 1
+    assert any("BM_DropCaches/proposed/10000 vs linux-4.17" in l for l in lines_with(proc.stdout, "MISSED"))
+    # The failing fsync does different work by design: its counts are not compared either.
+    counts = {name: 1000 for name in counts} | {"BM_FailingFsync/proposed/100": 50_000}
+    assert check_with_instructions(tmp_path, doc(GOOD), counts).returncode == 0
+
+
+@pytest.mark.parametrize("content", ["not json", "[1, 2]", '{"BM_x/proposed/1": -3}', '{"BM_x/proposed/1": "many"}'])
+def test_an_unreadable_instructions_file_exits_2(tmp_path, content):
+    proc = check_with_instructions(tmp_path, doc(GOOD), content)
+    assert proc.returncode == 2
+    assert "instructions.json" in proc.stderr

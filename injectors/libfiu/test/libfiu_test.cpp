@@ -46,6 +46,12 @@ class LibfiuWorkerTest : public ::testing::Test {
       GTEST_SKIP() << "needs fiu-utils (fiu-run, fiu-ctrl, /usr/lib/fiu)";
     if (access(SYNCPROBE_WORKER_PATH, X_OK) != 0) GTEST_SKIP() << "syncprobe-worker not built";
     setenv("SYNCPROBE_WORKER", SYNCPROBE_WORKER_PATH, 1);
+#if defined(__SANITIZE_ADDRESS__)
+    // fiu-run preloads libfiu ahead of the exec'd worker's ASan runtime: the
+    // runtime refuses that order, and told to accept it the worker dies of
+    // SIGSEGV at start. The release build's run of these tests covers them.
+    GTEST_SKIP() << "libfiu's preload cannot run in front of an AddressSanitizer worker";
+#endif
     char tmpl[] = "/tmp/syncprobe-libfiu-XXXXXX";
     ASSERT_NE(mkdtemp(tmpl), nullptr);
     dir_ = tmpl;

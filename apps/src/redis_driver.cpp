@@ -137,6 +137,12 @@ class RedisServer final : public AppServer {
     return note;
   }
 
+  // Waits at most `limit` for the server to exit (it may be on its way out).
+  void wait_exit(std::chrono::milliseconds limit) {
+    const auto until = std::chrono::steady_clock::now() + limit;
+    while (running() && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(10ms);
+  }
+
   // The server log written since the last call, and whether it still runs.
   void log_into(json& evidence) {
     std::ifstream in(log());
@@ -220,6 +226,10 @@ class RedisDriver final : public AppDriver {
       r = server->start(evidence);
     } else if (call.action == "put") {
       r = cli(session, *server, {"SET", call.key, call.value}, evidence);
+      // A SET without a reply may mean the server is exiting (always: a
+      // failed fsync); its exit is the evidence, so wait for it briefly
+      // rather than record it as running in its last milliseconds.
+      if (!r.ok()) server->wait_exit(2s);
       // everysec replies first and fsyncs in the background right after: the
       // step ends once that fsync is done, so a device failure it meets is
       // counted in this step (between two steps nobody would count it).

@@ -105,9 +105,9 @@ static SysResult direct_write(FileSystem::State& s, Inode& in, std::span<const s
   return SysResult::success();
 }
 
-SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t offset) {
-  State& s = *s_;
-  File* f = s.file(h);
+// Any write: checks in the order of write(2), then page by page.
+[[gnu::noinline]] static SysResult write_any(FileSystem::State& s, File* f, std::span<const std::byte> data,
+                                             uint64_t offset) {
   if (!f || f->flags.read_only) return SysResult::failure(EBADF);
   Inode& in = *f->inode;
   if (int e = in.raw ? 0 : s.refuses(true)) return SysResult::failure(e);
@@ -117,12 +117,6 @@ SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t
   if ((end + kPageSize - 1) / kPageSize > in.max_pages()) return SysResult::failure(EFBIG);
   if (f->flags.direct) {
     if (SysResult r = direct_write(s, in, data, offset); !r.ok()) return r;
-  } else if (data.size() == kPageSize && offset % kPageSize == 0) {  // the common case, no loop
-    PageMap::Page page = in.mapping.get(offset / kPageSize);
-    copy_bytes(in.mapping.writable(page, false), data.data(), kPageSize);
-    in.mapping.mark_written(page);
-    page.touched() |= f->bit();
-    page.last_use() = ++s.use_clock;
   } else {
     for (uint64_t pos = offset; pos < end;) {
       const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
@@ -151,9 +145,32 @@ SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t
   return SysResult::success(int64_t(data.size()));
 }
 
-SysResult FileSystem::pread(Handle h, std::span<std::byte> out, uint64_t offset) {
+SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t offset) {
   State& s = *s_;
   File* f = s.file(h);
+  // The common case, with nothing to decide but the page: one whole page
+  // through a plain descriptor (File::plain_writes) of a filesystem with no
+  // state or cache limit to honour (State::plain), within the file's
+  // region. Every check of write_any passes for it, and it does what
+  // write_any would, without a loop or the registers the general path
+  // saves (docs/bench.md).
+  if (f && f->plain_writes && data.size() == kPageSize && offset % kPageSize == 0 && s.plain() &&
+      offset / kPageSize < f->inode->blocks_per_file) [[likely]] {
+    Inode& in = *f->inode;
+    PageMap::Page page = in.mapping.get(offset / kPageSize);
+    copy_bytes(in.mapping.writable(page, false), data.data(), kPageSize);
+    in.mapping.mark_written(page);
+    page.touched() |= f->bit();
+    page.last_use() = ++s.use_clock;
+    s.touch_inode(in, offset + kPageSize);
+    return SysResult::success(int64_t(kPageSize));
+  }
+  return write_any(s, f, data, offset);
+}
+
+// Any read: checks in the order of read(2), then page by page.
+[[gnu::noinline]] static SysResult read_any(FileSystem::State& s, File* f, std::span<std::byte> out,
+                                            uint64_t offset) {
   if (!f) return SysResult::failure(EBADF);
   Inode& in = *f->inode;
   if (int e = in.raw ? 0 : s.refuses(false)) return SysResult::failure(e);
@@ -169,14 +186,6 @@ SysResult FileSystem::pread(Handle h, std::span<std::byte> out, uint64_t offset)
     }
     return SysResult::success(int64_t(end - offset));
   }
-  if (end - offset == kPageSize && offset % kPageSize == 0)  // one whole cached page, no loop
-    if (PageMap::Page page = in.mapping.find(offset / kPageSize); page && page.has(PG_uptodate)) {
-      copy_bytes(out.data(), page.data(), kPageSize);
-      page.touched() |= f->bit();
-      page.last_use() = ++s.use_clock;
-      if (s.cache_limit) s.balance_cache();
-      return SysResult::success(int64_t(kPageSize));
-    }
   for (uint64_t pos = offset; pos < end;) {
     const uint64_t index = pos / kPageSize, in_page = pos % kPageSize;
     const uint64_t n = std::min<uint64_t>(kPageSize - in_page, end - pos);
@@ -193,6 +202,26 @@ SysResult FileSystem::pread(Handle h, std::span<std::byte> out, uint64_t offset)
   }
   if (s.cache_limit) s.balance_cache();
   return SysResult::success(int64_t(end - offset));
+}
+
+SysResult FileSystem::pread(Handle h, std::span<std::byte> out, uint64_t offset) {
+  State& s = *s_;
+  File* f = s.file(h);
+  // The common case: one whole page, cached and up to date, inside the
+  // file, through a buffered descriptor of a regular file, on a filesystem
+  // with no state or cache limit to honour: what read_any would do, without
+  // its loop.
+  if (f && !f->flags.direct && out.size() == kPageSize && offset % kPageSize == 0 && s.plain()) [[likely]] {
+    Inode& in = *f->inode;
+    if (!in.raw && !in.is_dir && offset + kPageSize <= in.size)
+      if (PageMap::Page page = in.mapping.find(offset / kPageSize); page && page.has(PG_uptodate)) {
+        copy_bytes(out.data(), page.data(), kPageSize);
+        page.touched() |= f->bit();
+        page.last_use() = ++s.use_clock;
+        return SysResult::success(int64_t(kPageSize));
+      }
+  }
+  return read_any(s, f, out, offset);
 }
 
 SysResult FileSystem::fsync(Handle h, bool datasync) {

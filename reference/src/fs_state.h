@@ -111,7 +111,12 @@ struct File {
   errseq_t sb_cursor = 0;  // f_sb_err: the superblock's errseq, for syncfs
   int slot = kNoSlot;
   bool gone_bad = false;   // R3: data it touched was discarded
-  uint64_t bit() const { return slot == kNoSlot ? ~0ull : (1ull << slot); }
+  // Set at open (flags never change after it): writable, buffered, neither
+  // O_SYNC nor O_DSYNC, on a regular file. pwrite's fast path needs nothing
+  // else of the description.
+  bool plain_writes = false;
+  uint64_t mask = ~0ull;   // this description's bit in a page's touched set (all: no slot)
+  uint64_t bit() const { return mask; }
 };
 
 // What one pass of writeback over some pages met.
@@ -149,6 +154,9 @@ struct FileSystem::State {
     if (int(r) > int(fs_state)) fs_state = r;
   }
   bool can_write() const { return fs_state == FsReaction::continues; }
+  // Nothing for a cached read or write to decide beyond the page: the
+  // filesystem is itself and no cache limit is set (the fast paths).
+  bool plain() const { return fs_state == FsReaction::continues && !cache_limit; }
   // The errno a call gets from a filesystem that is no longer itself, or 0:
   // shut down, everything fails with EIO; a forced unmount under way leaves
   // dead vnodes (EIO); read-only refuses changes (EROFS).

@@ -283,11 +283,13 @@ Handle State::open_file(Inode& in, const OpenFlags& flags) {
   auto f = std::make_unique<File>();
   f->inode = &in;
   f->flags = flags;
+  f->plain_writes = !flags.read_only && !flags.direct && !flags.sync && !flags.dsync && !in.raw && !in.is_dir;
   f->wb_cursor = policy->sample_at_open(in.wb_err);
   f->sb_cursor = errseq_sample(s_wb_err);  // file_sample_sb_err
   for (int s = 0; s < 64; ++s)
     if (!(in.used_slots & (1ull << s))) {
       f->slot = s;
+      f->mask = 1ull << s;
       in.used_slots |= 1ull << s;
       break;
     }

@@ -345,5 +345,57 @@ TEST(Namespace, ADeletedFileGivesBackItsMemory) {
   ASSERT_TRUE(fs.close(h).ok());
 }
 
+// pwrite and pread take a fast path for one whole, aligned page; it must
+// refuse and decide exactly as the general path does. Each call below is a
+// whole page at a page boundary, the case the fast path takes when it can.
+TEST(Namespace, WholePageCallsMeetEveryCheckOfTheGeneralPath) {
+  FileSystem::Options small;
+  small.max_file_bytes = 4 * kPageSize;
+  FileSystem fs(make_policy("proposed"), small);
+  std::vector<std::byte> page(kPageSize, std::byte{7}), back(kPageSize);
+  Handle rw, ro, sync, dir;
+  ASSERT_TRUE(fs.open("f", {}, rw).ok());
+  EXPECT_TRUE(fs.pwrite(rw, page, 3 * kPageSize).ok()) << "the last page of the file's region";
+  EXPECT_EQ(err_of(fs.pwrite(rw, page, 4 * kPageSize)), EFBIG) << "one page past it";
+  OpenFlags read_only;
+  read_only.read_only = true;
+  ASSERT_TRUE(fs.open("f", read_only, ro).ok());
+  EXPECT_EQ(err_of(fs.pwrite(ro, page, 0)), EBADF);
+  EXPECT_EQ(fs.pread(ro, back, 3 * kPageSize).ret, int64_t(kPageSize));
+  EXPECT_EQ(back, page);
+  EXPECT_EQ(fs.pread(ro, back, 4 * kPageSize).ret, 0) << "at the end of the file";
+  EXPECT_EQ(fs.pread(ro, back, 0).ret, int64_t(kPageSize)) << "a hole reads as zeros";
+  EXPECT_EQ(back, std::vector<std::byte>(kPageSize)) << "a hole reads as zeros";
+  OpenFlags directory;
+  directory.directory = true;
+  ASSERT_TRUE(fs.mkdir("d").ok());
+  ASSERT_TRUE(fs.open("d", directory, dir).ok());
+  EXPECT_EQ(err_of(fs.pread(dir, back, 0)), EISDIR);
+  EXPECT_EQ(err_of(fs.pwrite(dir, page, 0)), EISDIR);
+
+  // O_SYNC: the page reaches the device before the call returns.
+  OpenFlags o_sync;
+  o_sync.sync = true;
+  ASSERT_TRUE(fs.open("f", o_sync, sync).ok());
+  const uint64_t writes = fs.stats().device_writes;
+  ASSERT_TRUE(fs.pwrite(sync, page, 0).ok());
+  EXPECT_GT(fs.stats().device_writes, writes);
+  EXPECT_EQ(fs.stats().dirty_pages, 1u) << "only the page written without O_SYNC stays dirty";
+
+  // A cache limit: whole-page writes and reads evict as the general path does.
+  ASSERT_TRUE(fs.fsync(rw, false).ok());
+  ASSERT_TRUE(fs.cache_limit(kPageSize).ok());
+  ASSERT_TRUE(fs.pwrite(rw, page, kPageSize).ok());
+  ASSERT_TRUE(fs.pread(ro, back, 3 * kPageSize).ok());
+  EXPECT_LE(fs.stats().cached_pages, 2u) << "clean pages beyond the limit were evicted";
+  EXPECT_GT(fs.stats().evicted_pages, 0u);
+
+  // A shut-down filesystem refuses whole-page calls too.
+  ShutdownReport report;
+  ASSERT_TRUE(fs.shutdown(ShutdownFlush::none, report).ok());
+  EXPECT_EQ(err_of(fs.pwrite(rw, page, 0)), EIO);
+  EXPECT_EQ(err_of(fs.pread(rw, back, 0)), EIO);
+}
+
 }  // namespace
 }  // namespace syncprobe::ref::testing

@@ -608,6 +608,39 @@ def test_the_report_of_an_interrupted_run(tmp_path):
     assert len(results) < len(plan["targets"]) * len(plan["cases"]), "the run really was cut short"
 
 
+@host
+def test_sigint_during_a_held_call_stops_at_once_and_the_case_runs_again_on_resume(tmp_path):
+    """A worker's call held by the device is not waited for after SIGINT, and
+    the case it cut short is not kept as a result: --resume runs it again."""
+    cases = case_dir(tmp_path, {"held": FSYNC_HANG_CASE.format(id="held")})
+    out = tmp_path / "out"
+    scratch = tmp_path / "scratch"
+    attached = loops()
+    proc = start(["run", "--cases", cases, "--target", "host:ext4", "--out", out,
+                  "--no-progress", "--step-timeout", 120000], scratch)
+    try:
+        wait_for(lambda: any("hangs until heal" in p.read_text(errors="replace")
+                             for p in scratch.rglob("blockdev.log")), proc)
+        time.sleep(0.5)  # the fsync is in the worker, held by the device
+        t0 = time.time()
+        os.kill(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=300)
+        took = time.time() - t0
+    finally:
+        stop(proc)
+    assert proc.returncode == 130, err
+    # Not the 120 s step timeout: only the teardown (heal, unmount) is waited for.
+    assert took < 60, (took, err)
+    assert not (out / "host:ext4" / "held.json").exists(), "a case cut short by SIGINT was kept"
+    assert run_leftovers(scratch, attached) == []
+    res = run(["run", "--cases", cases, "--target", "host:ext4", "--out", out, "--no-progress",
+               "--step-timeout", 2000, "--resume"], scratch)
+    assert res.returncode == 0, res.stderr
+    r = result(out, "host:ext4", "held")
+    assert r["status"] == "hung", (r["status"], r["reason"])
+    assert r["run_id"] == json.loads((out / "run.json").read_text())["id"]
+
+
 def test_the_report_of_a_killed_run(tmp_path):
     out = tmp_path / "out"
     proc = run(["run", "--target", "reference:*", "--out", out, "--no-progress"])

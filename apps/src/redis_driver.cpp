@@ -23,6 +23,7 @@
 
 #include "syncprobe/app_driver.h"
 #include "syncprobe/command.h"
+#include "syncprobe/interrupt.h"
 #include "syncprobe/linux_fs.h"
 
 namespace syncprobe {
@@ -103,6 +104,7 @@ class RedisServer final : public AppServer {
     session_.ledger().acquire({Resource::Kind::process, "redis server", pid_, start_});
     const auto deadline = std::chrono::steady_clock::now() + session_.timeout();
     while (std::chrono::steady_clock::now() < deadline) {
+      if (interrupted()) return SysResult::harness_failure("interrupted");
       if (!running()) {
         evidence["exit_status"] = exit_status_;
         if (exit_status_ == 127 || exit_status_ == 126 || exit_status_ < 0) {  // never ran, or killed
@@ -297,7 +299,7 @@ class RedisDriver final : public AppDriver {
       if (!cli(session, server, {"INFO", "persistence"}, evidence, &out).ok()) return;
       if (out.find("aof_pending_bio_fsync:0") != std::string::npos) return;
       std::this_thread::sleep_for(20ms);
-    } while (std::chrono::steady_clock::now() < until);
+    } while (std::chrono::steady_clock::now() < until && !interrupted());
     evidence["timed_out"] = true;
   }
 
@@ -314,7 +316,7 @@ class RedisDriver final : public AppDriver {
       r = cli(session, server, {"INFO", "persistence"}, evidence, &out);
       if (!r.ok() || out.find("aof_last_write_status:err") != std::string::npos) break;
       std::this_thread::sleep_for(100ms);
-    } while (std::chrono::steady_clock::now() < until);
+    } while (std::chrono::steady_clock::now() < until && !interrupted());
     if (!r.ok()) return r;
     evidence["aof_last_write_status"] =
         out.find("aof_last_write_status:ok") != std::string::npos ? "ok" : "err";

@@ -1,6 +1,7 @@
 #include "syncprobe/posix_process.h"
 
 #include "syncprobe/command.h"
+#include "syncprobe/interrupt.h"
 #include "syncprobe/paths.h"
 
 #include <cerrno>
@@ -155,6 +156,13 @@ SysResult PosixProcess::call(const Request& req, std::span<std::byte> out,
     int r = poll(&p, 1, int(left.count()));
     if (r > 0) break;
     if (r < 0 && errno != EINTR) throw std::runtime_error("poll on worker socket failed");
+    // SIGINT/SIGTERM: the run is stopping, so the call is not waited for.
+    // Its reply may still come, so the worker takes no more requests (as
+    // after a hang); the runner does not keep the case's result.
+    if (r < 0 && interrupted()) {
+      hung_ = true;
+      return SysResult::harness_failure("interrupted");
+    }
   }
   Reply rep{};
   if (!read_all(sock_, &rep, sizeof rep)) throw std::runtime_error(death());

@@ -104,7 +104,7 @@ class RedisServer final : public AppServer {
     session_.ledger().acquire({Resource::Kind::process, "redis server", pid_, start_});
     const auto deadline = std::chrono::steady_clock::now() + session_.timeout();
     while (std::chrono::steady_clock::now() < deadline) {
-      if (interrupted()) return SysResult::harness_failure("interrupted");
+      if (interrupted()) return SysResult::harness_failure(kInterrupted);
       if (!running()) {
         evidence["exit_status"] = exit_status_;
         if (exit_status_ == 127 || exit_status_ == 126 || exit_status_ < 0) {  // never ran, or killed
@@ -235,7 +235,8 @@ class RedisDriver final : public AppDriver {
       // everysec replies first and fsyncs in the background right after: the
       // step ends once that fsync is done, so a device failure it meets is
       // counted in this step (between two steps nobody would count it).
-      if (r.ok() && fsync == "everysec") settle(session, *server, evidence["background_fsync"]);
+      if (r.ok() && fsync == "everysec")
+        if (SysResult w = settle(session, *server, evidence["background_fsync"]); !w.ok()) r = w;
     } else if (call.action == "get") {
       std::string out;
       r = cli(session, *server, {"GET", call.key}, evidence, &out);
@@ -292,15 +293,18 @@ class RedisDriver final : public AppDriver {
 
   // Waits until no background fsync of the AOF is queued or running (INFO
   // persistence: aof_pending_bio_fsync:0). The client's reply came before.
-  static void settle(AppSession& session, RedisServer& server, json& evidence) {
+  // A harness failure when SIGINT/SIGTERM ended the wait, else success.
+  static SysResult settle(AppSession& session, RedisServer& server, json& evidence) {
     const auto until = std::chrono::steady_clock::now() + session.timeout() / 2;
     std::string out;
     do {
-      if (!cli(session, server, {"INFO", "persistence"}, evidence, &out).ok()) return;
-      if (out.find("aof_pending_bio_fsync:0") != std::string::npos) return;
+      if (!cli(session, server, {"INFO", "persistence"}, evidence, &out).ok()) return SysResult::success(0);
+      if (out.find("aof_pending_bio_fsync:0") != std::string::npos) return SysResult::success(0);
       std::this_thread::sleep_for(20ms);
-    } while (std::chrono::steady_clock::now() < until && !interrupted());
+      if (interrupted()) return SysResult::harness_failure(kInterrupted);
+    } while (std::chrono::steady_clock::now() < until);
     evidence["timed_out"] = true;
+    return SysResult::success(0);
   }
 
   // Redis has no command that syncs the AOF. With appendfsync=everysec a
@@ -316,7 +320,8 @@ class RedisDriver final : public AppDriver {
       r = cli(session, server, {"INFO", "persistence"}, evidence, &out);
       if (!r.ok() || out.find("aof_last_write_status:err") != std::string::npos) break;
       std::this_thread::sleep_for(100ms);
-    } while (std::chrono::steady_clock::now() < until && !interrupted());
+      if (interrupted()) return SysResult::harness_failure(kInterrupted);
+    } while (std::chrono::steady_clock::now() < until);
     if (!r.ok()) return r;
     evidence["aof_last_write_status"] =
         out.find("aof_last_write_status:ok") != std::string::npos ? "ok" : "err";

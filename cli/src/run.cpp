@@ -295,10 +295,9 @@ int run_command(const RunOptions& opts, std::ostream& out, std::ostream& err) {
   auto sink = [&](const CaseResult& r) {
     // Resuming: what the run already has stays as it was (a VM batch reruns its boot).
     if (stop || (mode == OutDir::Mode::resume && out_lock.has_result(r.target, r.case_id))) return;
-    // After SIGINT/SIGTERM a case that ended in error or hung may have been
-    // cut short by the signal (a wait given up, a worker no longer asked):
-    // it measured nothing, so it is not kept, and --resume runs it again.
-    if (interrupted() && (r.status == CaseStatus::error || r.status == CaseStatus::hung)) return;
+    // A case SIGINT/SIGTERM cut short (a wait given up, a guest stopped
+    // before reporting it) measured nothing: not kept, so --resume runs it.
+    if (r.cut_short) return;
     CaseResult result = r;
     result.run_id = run_id;
     if (write(out_dir + "/" + result_path(r.target, r.case_id), nlohmann::json(result).dump(2)))

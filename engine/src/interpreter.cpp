@@ -2,8 +2,10 @@
 
 #include <chrono>
 #include <map>
+#include <string_view>
 
 #include "syncprobe/errno_names.h"
+#include "syncprobe/interrupt.h"
 #include "syncprobe/tag.h"
 
 namespace syncprobe {
@@ -79,6 +81,7 @@ class Interpreter {
         obs.injected += after - before;
         obs.fault_layer += (obs.fault_layer.empty() ? "" : "+") + layer;
       }
+      if (obs.result.harness && std::string_view(obs.result.harness) == kInterrupted) result_.cut_short = true;
       if (obs.result.harness && obs.error.empty())
         obs.error = std::string("harness failure (") + obs.result.harness + ")" +
                     (obs.detail.contains("harness") ? ": " + obs.detail["harness"].get<std::string>() : "");

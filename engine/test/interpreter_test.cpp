@@ -7,6 +7,7 @@
 
 #include "syncprobe/forwarding_process.h"
 #include "syncprobe/interpreter.h"
+#include "syncprobe/interrupt.h"
 #include "syncprobe/storage.h"
 
 namespace syncprobe {
@@ -77,6 +78,34 @@ TEST(Interpreter, HarnessFailureIsAnErrorOfTheCaseNotAnErrno) {
   const StepObservation back = j.get<StepObservation>();
   EXPECT_FALSE(back.result.ok());
   EXPECT_EQ(back.result.err, 0);
+}
+
+// A step given up because of SIGINT/SIGTERM marks the case cut short (the
+// runner does not keep it); any other harness failure does not.
+class InterruptedWritebackStorage : public MountFailsStorage {
+ public:
+  SysResult writeback() override { return SysResult::harness_failure(kInterrupted); }
+};
+
+TEST(Interpreter, AStepGivenUpForTheSignalMarksTheCaseCutShort) {
+  Case c;
+  c.id = "t";
+  c.steps = {step(StepKind::open, {{"fd", "a"}, {"file", "f"}}), step(StepKind::writeback),
+             step(StepKind::remount)};
+  InterruptedWritebackStorage interrupted;
+  CaseResult r;
+  interpret(c, interrupted, r);
+  EXPECT_TRUE(r.cut_short);
+  EXPECT_EQ(r.status, CaseStatus::error);
+  EXPECT_EQ(r.steps.size(), 2u);
+  EXPECT_FALSE(nlohmann::json(r).contains("cut_short")) << "a marker for the runner, not a result field";
+
+  c.steps = {step(StepKind::open, {{"fd", "a"}, {"file", "f"}}), step(StepKind::remount)};
+  MountFailsStorage mount_fails;
+  CaseResult m;
+  interpret(c, mount_fails, m);
+  EXPECT_EQ(m.status, CaseStatus::error);
+  EXPECT_FALSE(m.cut_short) << "mount(8) failing is a result to keep";
 }
 
 // A process whose mapped reads die with SIGBUS on the second page, and a

@@ -4,6 +4,7 @@
 #include "syncprobe/interrupt.h"
 #include "syncprobe/paths.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -153,15 +154,16 @@ SysResult PosixProcess::call(const Request& req, std::span<std::byte> out,
       hung_ = true;
       return SysResult::hang();
     }
-    int r = poll(&p, 1, int(left.count()));
+    // In slices, so that a signal that came before the wait began is seen too.
+    int r = poll(&p, 1, int(std::min<int64_t>(left.count(), 100)));
     if (r > 0) break;
     if (r < 0 && errno != EINTR) throw std::runtime_error("poll on worker socket failed");
     // SIGINT/SIGTERM: the run is stopping, so the call is not waited for.
     // Its reply may still come, so the worker takes no more requests (as
     // after a hang); the runner does not keep the case's result.
-    if (r < 0 && interrupted()) {
+    if (interrupted()) {
       hung_ = true;
-      return SysResult::harness_failure("interrupted");
+      return SysResult::harness_failure(kInterrupted);
     }
   }
   Reply rep{};

@@ -6,6 +6,11 @@
 // check interrupted().
 namespace syncprobe {
 
+// The harness origin of a call given up because of the signal
+// (SysResult::harness_failure(kInterrupted)): the case was cut short
+// (CaseResult::cut_short) and is not kept.
+inline constexpr char kInterrupted[] = "interrupted";
+
 void install_interrupt_handlers();
 bool interrupted();
 int interrupt_signal();  // the signal received, 0 if none

@@ -46,6 +46,10 @@ struct CaseResult {
   std::vector<StepObservation> steps;
   uint64_t duration_ns = 0;
   std::string started_at;          // ISO 8601 UTC
+  // Not written: SIGINT/SIGTERM cut the case short (a step's wait was given
+  // up, or the guest was stopped before reporting it). It measured nothing,
+  // so the runner does not keep it and --resume runs it again.
+  bool cut_short = false;
 };
 
 void to_json(nlohmann::json& j, const StepObservation& o);

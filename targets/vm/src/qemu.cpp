@@ -144,7 +144,7 @@ BootResult boot_guest(const BootSpec& spec) {
         break;
       }
       if (interrupted()) {
-        res.ended = "interrupted";
+        res.ended = kInterrupted;
         break;
       }
       const size_t n = read_lines(output).size();

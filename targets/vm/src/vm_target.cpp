@@ -24,6 +24,7 @@
 #include "syncprobe/blockdev_storage.h"
 #include "syncprobe/catalog.h"
 #include "syncprobe/command.h"
+#include "syncprobe/interrupt.h"
 #include "syncprobe/ledger.h"
 #include "syncprobe/linux_fs.h"
 #include "syncprobe/paths.h"
@@ -186,9 +187,11 @@ std::map<std::string, std::vector<CaseResult>> VmTarget::run_batch(const std::ve
       auto it = by_target[t->name()].find(c->id);
       if (it != by_target[t->name()].end())
         results[t->name()].push_back(it->second);
-      else
-        results[t->name()].push_back(
-            unreported(*t, *c, started, "the guest did not report this case (" + ended + "; see console.log)"));
+      else {
+        CaseResult r = unreported(*t, *c, started, "the guest did not report this case (" + ended + "; see console.log)");
+        r.cut_short = boot.ended == kInterrupted;  // stopped by SIGINT/SIGTERM: measured again on --resume
+        results[t->name()].push_back(std::move(r));
+      }
     }
   }
   if (!remove_tree_if_unmounted(spec.dir) && ctx.verbose)

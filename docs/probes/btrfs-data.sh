@@ -19,26 +19,10 @@ kind="${1:-data}"
 case "$kind" in data) want="DATA" ;; metadata) want="METADATA SYSTEM" ;;
   *) echo "usage: $0 [data|metadata]" >&2; exit 2 ;; esac
 here="$(cd "$(dirname "$0")" && pwd)"
-work="$(mktemp -d /tmp/btrfs-data.XXXXXX)"
-loop="" daemon=""
-cleanup() {
-  set +e
-  mountpoint -q "$work/mnt" && umount "$work/mnt"
-  [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
-  mountpoint -q "$work/fuse" && umount "$work/fuse"
-  [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+source "$here/faultdisk.sh"
+faultdisk_init btrfs-data
 cc -O2 -Wall -o "$work/probe" "$here/btrfs_data_probe.c"
-cc -O2 -Wall -o "$work/faultfs" "$here/faultfs.c" $(pkg-config --cflags --libs fuse3)
-truncate -s 512M "$work/disk.img"
-mkdir "$work/fuse" "$work/mnt"
-"$work/faultfs" "$work/disk.img" "$work/control" "$work/fuse" 2>"$work/faultfs.log" &
-daemon=$!
-for _ in $(seq 50); do [ -e "$work/fuse/disk" ] && break; sleep 0.1; done
-loop="$(losetup --direct-io=on --find --show "$work/fuse/disk")"
+faultdisk_start 512M "$work/faultfs.log"
 klog_start=$(dmesg | tail -1 | sed -n 's/^\[ *\([0-9.]*\)\].*/\1/p')
 mkfs.btrfs -q -f -K "$loop" >/dev/null
 mount -t btrfs "$loop" "$work/mnt"

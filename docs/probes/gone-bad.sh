@@ -12,24 +12,10 @@
 set -euo pipefail
 fs="${1:-ext4}"
 here="$(cd "$(dirname "$0")" && pwd)"
-work="$(mktemp -d /tmp/gone-bad.XXXXXX)"
-loop="" daemon=""
-cleanup() {
-  mountpoint -q "$work/mnt" && umount "$work/mnt" || true
-  [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null || true
-  mountpoint -q "$work/fuse" && umount "$work/fuse" || true
-  [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT INT TERM
+source "$here/faultdisk.sh"
+faultdisk_init gone-bad
 cc -O2 -Wall -o "$work/gone-bad" "$here/gone-bad.c"
-cc -O2 -Wall -o "$work/faultfs" "$here/faultfs.c" $(pkg-config --cflags --libs fuse3)
-truncate -s 512M "$work/disk.img"
-mkdir "$work/fuse" "$work/mnt"
-"$work/faultfs" "$work/disk.img" "$work/control" "$work/fuse" &
-daemon=$!
-for _ in $(seq 50); do [ -e "$work/fuse/disk" ] && break; sleep 0.1; done
-loop="$(losetup --direct-io=on --find --show "$work/fuse/disk")"
+faultdisk_start 512M
 mkfs."$fs" -q "$loop" >/dev/null 2>&1 || mkfs."$fs" -f "$loop" >/dev/null
 mount "$loop" "$work/mnt"
 printf '#!/bin/sh\necho "$1 $2" > %s\n' "$work/control" > "$work/fault"

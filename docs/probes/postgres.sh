@@ -13,28 +13,14 @@
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 bin="$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)"
-work="$(mktemp -d /tmp/pg-probe.XXXXXX)"
+source "$here/faultdisk.sh"
+faultdisk_init pg-probe
 chmod 0711 "$work"  # the postgres user reaches its directories under it
-loop="" daemon="" data=""
+data=""
 as_pg() { runuser -u postgres -- "$@"; }
 stop_pg() { [ -n "$data" ] && as_pg "$bin/pg_ctl" -D "$data" -m immediate -w stop >/dev/null 2>&1; true; }
-cleanup() {
-  stop_pg
-  mountpoint -q "$work/mnt" && umount "$work/mnt"
-  [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
-  mountpoint -q "$work/fuse" && umount "$work/fuse"
-  [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cc -O2 -Wall -o "$work/faultfs" "$here/faultfs.c" $(pkg-config --cflags --libs fuse3) || exit 1
-truncate -s 512M "$work/disk.img"
-mkdir "$work/fuse" "$work/mnt"
-"$work/faultfs" "$work/disk.img" "$work/control" "$work/fuse" &
-daemon=$!
-for _ in $(seq 50); do [ -e "$work/fuse/disk" ] && break; sleep 0.1; done
-loop="$(losetup --direct-io=on --find --show "$work/fuse/disk")"
+probe_stop() { stop_pg; }
+faultdisk_start 512M
 mkfs.ext4 -q "$loop" && mount "$loop" "$work/mnt" || exit 1
 echo "== PostgreSQL $("$bin/postgres" -V | awk '{print $3}') on ext4, $(uname -r)"
 

@@ -14,26 +14,12 @@
 #   docs/probes/redis-lmdb.sh
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
-work="$(mktemp -d /tmp/redis-lmdb-probe.XXXXXX)"
-loop="" daemon="" redis=""
+source "$here/faultdisk.sh"
+faultdisk_init redis-lmdb-probe
+redis=""
 stop_redis() { [ -n "$redis" ] && kill -9 "$redis" 2>/dev/null && wait "$redis" 2>/dev/null; redis=""; true; }
-cleanup() {
-  stop_redis
-  mountpoint -q "$work/mnt" && umount "$work/mnt"
-  [ -n "$loop" ] && losetup -d "$loop" 2>/dev/null
-  mountpoint -q "$work/fuse" && umount "$work/fuse"
-  [ -n "$daemon" ] && kill "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-cc -O2 -Wall -o "$work/faultfs" "$here/faultfs.c" $(pkg-config --cflags --libs fuse3) || exit 1
-truncate -s 256M "$work/disk.img"
-mkdir "$work/fuse" "$work/mnt"
-"$work/faultfs" "$work/disk.img" "$work/control" "$work/fuse" 2>"$work/faults.log" &
-daemon=$!
-for _ in $(seq 50); do [ -e "$work/fuse/disk" ] && break; sleep 0.1; done
-loop="$(losetup --direct-io=on --find --show "$work/fuse/disk")"
+probe_stop() { stop_redis; }
+faultdisk_start 256M "$work/faults.log"
 mkfs.ext4 -q "$loop" && mount "$loop" "$work/mnt" || exit 1
 echo "== $(redis-server --version | cut -d' ' -f1-3), lmdb-utils $(dpkg-query -W -f '${Version}' lmdb-utils) on ext4, $(uname -r)"
 

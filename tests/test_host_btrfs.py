@@ -74,3 +74,21 @@ def test_metadata_fault_fails_metadata_and_the_superblocks_not_data(btrfs_run):
             assert not overlaps(m, d), f"metadata range {m} overlaps data range {d}"
     # The metadata write failure aborts the transaction: btrfs turns read-only.
     assert any(s.get("errno") == "EROFS" for s in meta["steps"])
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server missing (scripts/setup --all)")
+def test_redis_aof_on_btrfs_is_inline_so_the_fault_never_fires(syncprobe, tmp_path):
+    """The AOF of the Redis cases is tens of bytes: btrfs keeps it inline in
+    its metadata tree, out of the DATA block groups the fault fails, so the
+    case measures nothing and must say so, not publish the healthy path as a
+    verdict (docs/apps.md, "Redis on btrfs measures nothing")."""
+    out = tmp_path / "run"
+    env = dict(os.environ, SYNCPROBE_SCRATCH=str(tmp_path / "scratch"))
+    syncprobe("run", "--target", "host:btrfs", "--case", "app-redis-aof-always-fault-kept",
+              "--out", out, "--no-progress", check=True, env=env, timeout=900)
+    result, _ = load_results(out, "host:btrfs", "app-redis-aof-always-fault-kept")
+    assert result["status"] == "error", result["status"]
+    assert "the fault never fired" in result["reason"], result["reason"]
+    detail = fault_step(result)["detail"]
+    assert detail["ranges_from"].startswith("btrfs chunk tree (DATA block groups"), detail
+    assert sum(s.get("injected") or 0 for s in result["steps"]) == 0

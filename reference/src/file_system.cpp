@@ -105,6 +105,26 @@ static SysResult direct_write(FileSystem::State& s, Inode& in, std::span<const s
   return SysResult::success();
 }
 
+// n bytes into a cached page at in_page (a partial write keeps the rest of
+// the page), which is then up to date, dirty, and touched and used by f.
+// Inlined, so that the page handle stays in registers across the copy.
+[[gnu::always_inline]] static inline void copy_into_page(FileSystem::State& s, Inode& in, const File& f,
+                                                         PageMap::Page page, uint64_t in_page,
+                                                         const std::byte* from, uint64_t n) {
+  copy_bytes(in.mapping.writable(page, n != kPageSize) + in_page, from, n);
+  in.mapping.mark_written(page);
+  page.touched() |= f.bit();
+  page.last_use() = ++s.use_clock;
+}
+
+// n bytes out of a cached page from in_page, which is then touched and used by f.
+[[gnu::always_inline]] static inline void copy_out_of_page(FileSystem::State& s, const File& f, PageMap::Page page,
+                                                           uint64_t in_page, std::byte* to, uint64_t n) {
+  copy_bytes(to, page.data() + in_page, n);
+  page.touched() |= f.bit();
+  page.last_use() = ++s.use_clock;
+}
+
 // Any write: checks in the order of write(2), then page by page.
 [[gnu::noinline]] static SysResult write_any(FileSystem::State& s, File* f, std::span<const std::byte> data,
                                              uint64_t offset) {
@@ -129,10 +149,7 @@ static SysResult direct_write(FileSystem::State& s, Inode& in, std::span<const s
         page = s.fill_page(in, index, r);
         if (!page) return from_io(r);
       }
-      copy_bytes(in.mapping.writable(page, n != kPageSize) + in_page, data.data() + (pos - offset), n);
-      in.mapping.mark_written(page);
-      page.touched() |= f->bit();
-      page.last_use() = ++s.use_clock;
+      copy_into_page(s, in, *f, page, in_page, data.data() + (pos - offset), n);
       pos += n;
     }
   }
@@ -157,11 +174,7 @@ SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t
   if (f && f->plain_writes && data.size() == kPageSize && offset % kPageSize == 0 && s.plain() &&
       offset / kPageSize < f->inode->blocks_per_file) [[likely]] {
     Inode& in = *f->inode;
-    PageMap::Page page = in.mapping.get(offset / kPageSize);
-    copy_bytes(in.mapping.writable(page, false), data.data(), kPageSize);
-    in.mapping.mark_written(page);
-    page.touched() |= f->bit();
-    page.last_use() = ++s.use_clock;
+    copy_into_page(s, in, *f, in.mapping.get(offset / kPageSize), 0, data.data(), kPageSize);
     s.touch_inode(in, offset + kPageSize);
     return SysResult::success(int64_t(kPageSize));
   }
@@ -195,9 +208,7 @@ SysResult FileSystem::pwrite(Handle h, std::span<const std::byte> data, uint64_t
       if (pos == offset) return from_io(r);
       return SysResult::success(int64_t(pos - offset));  // a short read, as read(2)
     }
-    copy_bytes(out.data() + (pos - offset), page.data() + in_page, n);
-    page.touched() |= f->bit();
-    page.last_use() = ++s.use_clock;
+    copy_out_of_page(s, *f, page, in_page, out.data() + (pos - offset), n);
     pos += n;
   }
   if (s.cache_limit) s.balance_cache();
@@ -215,9 +226,7 @@ SysResult FileSystem::pread(Handle h, std::span<std::byte> out, uint64_t offset)
     Inode& in = *f->inode;
     if (!in.raw && !in.is_dir && offset + kPageSize <= in.size)
       if (PageMap::Page page = in.mapping.find(offset / kPageSize); page && page.has(PG_uptodate)) {
-        copy_bytes(out.data(), page.data(), kPageSize);
-        page.touched() |= f->bit();
-        page.last_use() = ++s.use_clock;
+        copy_out_of_page(s, *f, page, 0, out.data(), kPageSize);
         return SysResult::success(int64_t(kPageSize));
       }
   }
@@ -337,9 +346,7 @@ MappedRead FileSystem::mmap_read(Handle h, std::span<std::byte> out, uint64_t of
         break;
       }
     }
-    std::memcpy(out.data() + (pos - offset), page.data() + in_page, n);
-    page.touched() |= f->bit();
-    page.last_use() = ++s.use_clock;
+    copy_out_of_page(s, *f, page, in_page, out.data() + (pos - offset), n);
     pos += n;
     m.copied = pos - offset;
     m.result = SysResult::success(int64_t(m.copied));

@@ -313,8 +313,8 @@ void State::release_file(Handle h) {
   File* f = file(h);
   Inode& in = *f->inode;
   if (f->slot != kNoSlot) {
-    in.mapping.untouch(1ull << f->slot);
-    in.used_slots &= ~(1ull << f->slot);
+    in.mapping.untouch(f->bit());
+    in.used_slots &= ~f->bit();
   }
   std::erase(in.files, f);
   if (in.files.empty() && policy->error_memory() == ErrorMemory::vnode_sticky)
